@@ -104,6 +104,9 @@ func (s *Server) send(req *dhcpv4.DHCPv4, in inbound, r reply) (*outbound, strin
 
 // plan asks the planner; a nil or Ignore plan means no reply.
 func (s *Server) plan(ctx context.Context, f profiles.Facts) (profiles.Plan, string) {
+	if !f.Server.IsValid() {
+		f.Server = s.serverIP // .Server in templates: the address we announce
+	}
 	p, err := s.planner.Plan(ctx, f)
 	if err != nil {
 		s.warnLimited("plan", "planner failed", "mac", f.MAC, "err", err)

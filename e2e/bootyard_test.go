@@ -27,10 +27,10 @@ const (
 // macDashed is the VM MAC as rendered names spell it.
 var macDashed = strings.ReplaceAll(vmMAC, ":", "-")
 
-// TestNetworkBoot boots a QEMU VM from bootyard three ways: BIOS with
-// bootyard as the DHCP server, BIOS with dnsmasq handing out the address
-// and bootyard answering as proxyDHCP, and UEFI (OVMF) with bootyard as the
-// DHCP server.
+// TestNetworkBoot boots a QEMU VM from bootyard four ways: BIOS (iPXE
+// option ROM) and UEFI (OVMF's PXE, which chains ipxe.efi), each once with
+// bootyard as the DHCP server and once with dnsmasq handing out the address
+// and bootyard answering only the PXE part (proxyDHCP).
 func TestNetworkBoot(t *testing.T) {
 	requireRoot(t)
 	requireTools(t, "qemu-system-x86_64", "dnsmasq", "busybox", "ip", "curl", "apt-get", "dpkg-deb")
@@ -57,6 +57,7 @@ func TestNetworkBoot(t *testing.T) {
 		{"bios-server", "server", fwBIOS},
 		{"bios-proxy", "proxy", fwBIOS},
 		{"uefi-server", "server", fwUEFI},
+		{"uefi-proxy", "proxy", fwUEFI},
 	}
 	var summary []string
 	for _, r := range runs {
@@ -249,7 +250,13 @@ func bootyardBoot(t *testing.T, b *bootRun, c bootContent, mode string, fw firmw
 	tftpOK := func(file string) jsonLine {
 		return jsonLine{"svc": "tftp", "msg": "transfer", "op": "read", "file": file, "outcome": "ok"}
 	}
-	b.step("TFTP script (first TFTP)", b.server, tftpOK(script), 60*time.Second)
+	if fw == fwUEFI {
+		// EDK2's PXE (arch 7, no user class) gets the efi-x64 boot file.
+		b.step("TFTP ipxe.efi (first TFTP)", b.server, tftpOK("ipxe.efi"), 90*time.Second)
+		b.step("TFTP script", b.server, tftpOK(script), 90*time.Second)
+	} else {
+		b.step("TFTP script (first TFTP)", b.server, tftpOK(script), 60*time.Second)
+	}
 	b.step("TFTP kernel", b.server, tftpOK("images/"+bootImage+"/vmlinuz"), 90*time.Second)
 	b.step("TFTP initrd", b.server, tftpOK("images/"+bootImage+"/initrd.gz"), 60*time.Second)
 	guestIP := b.guestPhases(sha)

@@ -23,8 +23,9 @@ import (
 )
 
 // nicModules are the kernel modules the guest loads for its NIC (QEMU's
-// e1000); their dependencies are found in each module's .modinfo.
-var nicModules = []string{"e1000"}
+// e1000 in the BIOS runs, virtio-net in the UEFI runs); their dependencies
+// are found in each module's .modinfo.
+var nicModules = []string{"e1000", "virtio_pci", "virtio_net"}
 
 // guestKernel is a Debian kernel extracted into the cache: the vmlinuz and
 // the modules the initramfs carries, in load order.
@@ -71,7 +72,7 @@ func fetchKernel(t *testing.T) guestKernel {
 	}
 	dir := filepath.Join(cache, "kernel", version)
 	k := guestKernel{Version: version, Vmlinuz: filepath.Join(dir, "vmlinuz")}
-	if mods, err := readLines(filepath.Join(dir, "modules.load")); err == nil {
+	if mods, err := readLines(filepath.Join(dir, "modules.load")); err == nil && hasModules(mods, nicModules) {
 		if _, err := os.Stat(k.Vmlinuz); err == nil {
 			for _, m := range mods {
 				k.Modules = append(k.Modules, filepath.Join(dir, m))
@@ -140,6 +141,22 @@ func fetchKernel(t *testing.T) guestKernel {
 	}
 	t.Logf("e2e: kernel %s extracted into %s (modules %s)", version, dir, strings.Join(names, " "))
 	return k
+}
+
+// hasModules reports whether the cached load list holds every wanted module.
+func hasModules(have, want []string) bool {
+	for _, w := range want {
+		found := false
+		for _, h := range have {
+			if strings.ReplaceAll(strings.TrimSuffix(h, ".ko"), "-", "_") == w {
+				found = true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 func findDeb(dir, pkg string) (string, error) {

@@ -18,8 +18,11 @@ const (
 	ovmfVars = "/usr/share/OVMF/OVMF_VARS.fd"
 )
 
-// firmware is how the VM starts: SeaBIOS with the NIC's iPXE PXE ROM, or
-// OVMF with the NIC's iPXE EFI driver.
+// firmware is how the VM starts: SeaBIOS with the e1000's iPXE option ROM
+// (the ROM is iPXE, so it asks for the rendered script straight away), or
+// OVMF's own PXE stack on a virtio-net NIC without an option ROM (EDK2 asks
+// with arch 7, fetches ipxe.efi over TFTP, and that iPXE asks for the
+// script).
 type firmware string
 
 const (
@@ -78,7 +81,7 @@ func startVM(t *testing.T, n *testNet, fw firmware, dir string) *vm {
 		args = append(args,
 			"-drive", "if=pflash,format=raw,readonly=on,file="+ovmfCode,
 			"-drive", "if=pflash,format=raw,file="+vars,
-			"-device", "e1000,netdev=n0,mac="+vmMAC+",romfile=/usr/lib/ipxe/qemu/efi-e1000.rom,bootindex=1")
+			"-device", "virtio-net-pci,netdev=n0,mac="+vmMAC+",romfile=,bootindex=1")
 	}
 	_ = os.WriteFile(filepath.Join(dir, "qemu.cmdline"), []byte(strings.Join(args, " ")+"\n"), 0o644)
 	p := startProc(t, "qemu", filepath.Join(dir, "qemu.log"), n.inVM(args...)...)

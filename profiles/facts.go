@@ -31,15 +31,15 @@ const (
 
 // Facts are what a boot request says about the client.
 type Facts struct {
-	MAC         units.MAC
-	Arch        uint16 // option 93 client system architecture
-	HasArch     bool   // option 93 was present
-	VendorClass string // option 60
-	UserClass   string // option 77 ("iPXE" for iPXE)
-	UUID        []byte // option 97 client machine identifier, raw
-	Relay       netip.Addr
-	ClientAddr  netip.Addr // ciaddr or the source address, when known
-	Subnet      netip.Prefix
+	MAC         units.MAC    // client hardware address (chaddr)
+	Arch        uint16       // option 93 client system architecture
+	HasArch     bool         // option 93 was present
+	VendorClass string       // option 60
+	UserClass   string       // option 77 ("iPXE" for iPXE)
+	UUID        []byte       // option 97 client machine identifier, raw
+	Relay       netip.Addr   // giaddr, when relayed
+	ClientAddr  netip.Addr   // ciaddr or the source address, when known
+	Subnet      netip.Prefix // the subnet the request arrived on, when known
 	// Server is the address the client reached bootyard on, for templates
 	// (.Server in the cmdline). Zero: rendered as "".
 	Server netip.Addr

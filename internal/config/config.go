@@ -313,7 +313,7 @@ func (c *Config) validate(base string) (cfgerr.List, []string) {
 	var warnings []string
 	var idx profiles.ImageIndex
 	if fi, err := os.Stat(c.Images.Dir); err == nil && fi.IsDir() {
-		idx = dirIndex(c.Images.Dir)
+		idx = images.DirIndex(c.Images.Dir) // reads manifests, creates nothing
 	}
 	_, pl, w := profiles.Compile(profiles.Input{
 		Profiles: c.Profiles, Machines: c.Machines, Rules: c.Rules, BaseDir: base, Images: idx,
@@ -386,37 +386,4 @@ func overlaps(a, b units.ListenAddr) bool {
 		return true
 	}
 	return a.Host == b.Host
-}
-
-// dirIndex looks images up on disk without opening the store (which would
-// create directories and clean staging debris: not what `check` may do).
-type dirIndex string
-
-// Lookup lists the files of image name, relative to its directory.
-func (d dirIndex) Lookup(name string) ([]string, bool) {
-	if name == "" || strings.ContainsAny(name, "/\\") || strings.HasPrefix(name, ".") {
-		return nil, false
-	}
-	root := filepath.Join(string(d), name)
-	if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
-		return nil, false
-	}
-	var files []string
-	filepath.WalkDir(root, func(p string, e os.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		if strings.HasPrefix(e.Name(), ".") && p != root {
-			if e.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if e.Type().IsRegular() {
-			rel, _ := filepath.Rel(root, p)
-			files = append(files, filepath.ToSlash(rel))
-		}
-		return nil
-	})
-	return files, true
 }
