@@ -507,3 +507,12 @@ func (l *macLimiter) sweepLocked(now time.Time) {
 		}
 	}
 }
+
+// Leases returns the server-mode lease records (nil in proxy mode or before
+// Listen), for the control socket's `leases` command.
+func (s *Server) Leases() []Lease {
+	if s.leases == nil {
+		return nil
+	}
+	return s.leases.Leases()
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bootyard/bootyard/dhcp"
+	"github.com/bootyard/bootyard/internal/control"
 )
 
 // leaseLockWait is how long `leases` waits for the lease store's lock: a
@@ -17,9 +18,10 @@ import (
 const leaseLockWait = 200 * time.Millisecond
 
 // cmdLeases lists the DHCP server-mode leases: MAC, IP, hostname, expiry,
-// state. It reads the bbolt store read-only; while bootyard serve runs, the
-// store is locked and the command says so instead of blocking.
-func cmdLeases(_ context.Context, args []string, e *env) int {
+// state. It asks the running daemon over its control socket; with no daemon
+// running it reads the bbolt store read-only, with a short lock timeout so
+// it never blocks.
+func cmdLeases(ctx context.Context, args []string, e *env) int {
 	fset := newFlags("leases", "leases [--config FILE] [--leases FILE]", e)
 	path := fset.String("config", "", "configuration file (default /etc/bootyard/bootyard.toml)")
 	file := fset.String("leases", "", "lease store to read (default <server.state_dir>/leases.db)")
@@ -31,18 +33,25 @@ func cmdLeases(_ context.Context, args []string, e *env) int {
 		return exitUsage
 	}
 	db := *file
+	var leases []dhcp.Lease
+	var err error
 	if db == "" {
 		cfg, code := loadConfig(e, *path)
 		if code >= 0 {
 			return code
 		}
 		db = filepath.Join(cfg.Server.StateDir, "leases.db")
+		err = control.Call(ctx, filepath.Join(cfg.Server.StateDir, control.SocketName), "leases", &leases)
+		if errors.Is(err, control.ErrNoDaemon) {
+			leases, err = dhcp.ReadLeases(db, leaseLockWait)
+		}
+	} else {
+		leases, err = dhcp.ReadLeases(db, leaseLockWait)
 	}
-	leases, err := dhcp.ReadLeases(db, leaseLockWait)
 	switch {
 	case errors.Is(err, dhcp.ErrLocked):
-		fmt.Fprintf(e.stderr, "bootyard leases: %s is in use: bootyard serve is running and holds it "+
-			"(listing leases of a running daemon needs the control socket, which is not there yet)\n", db)
+		fmt.Fprintf(e.stderr, "bootyard leases: %s is locked by a running bootyard whose control socket "+
+			"does not answer (another state directory?)\n", db)
 		return exitFailure
 	case errors.Is(err, fs.ErrNotExist):
 		fmt.Fprintf(e.stdout, "no leases: %s does not exist (DHCP server mode has not run)\n", db)

@@ -54,6 +54,7 @@ func init() {
 		"images":        {cmdImages, "stage, list, verify and remove OS images"},
 		"profiles":      {cmdProfiles, "show which plan and files a machine gets (profiles match)"},
 		"leases":        {cmdLeases, "list DHCP leases"},
+		"status":        {cmdStatus, "show a running daemon's services and counters"},
 		"hash-password": {cmdHashPassword, "read a password on stdin and print a bcrypt hash for [[ftp.user]]"},
 		"version":       {cmdVersion, "print the version"},
 		"help":          {cmdHelp, "show this help"},

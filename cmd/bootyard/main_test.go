@@ -215,6 +215,46 @@ func TestServeDemo(t *testing.T) {
 		t.Fatalf("curl rendered iPXE script: %v: %s", err, out)
 	}
 
+	// The staged image and rendered files, over both protocols, through the
+	// appliance's wiring (images store and profiles behind each service).
+	fetches := []struct{ url, want string }{
+		{"tftp://127.0.0.1:6969/images/demo-linux/vmlinuz", "demo kernel placeholder"},
+		{"ftp://127.0.0.1:2121/images/demo-linux/initrd.img", "demo initrd placeholder"},
+		{"ftp://127.0.0.1:2121/preseed/demo01.cfg", "d-i netcfg/get_hostname string demo01"},
+		{"tftp://127.0.0.1:6969/grub/grub.cfg-01-52-54-00-12-34-56", "images/demo-linux/vmlinuz"},
+	}
+	for _, f := range fetches {
+		out, err := exec.Command(curl, "-sS", "--max-time", "10", "--ftp-method", "nocwd", f.url).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), f.want) {
+			t.Errorf("curl %s: %v: %q does not contain %q", f.url, err, out, f.want)
+		}
+	}
+	// The drop box takes an anonymous upload and will not give it back.
+	upload := filepath.Join(dir, "device.log")
+	os.WriteFile(upload, []byte("boot ok\n"), 0o644)
+	if out, err := exec.Command(curl, "-sS", "--max-time", "10", "-T", upload, "ftp://127.0.0.1:2121/incoming/").CombinedOutput(); err != nil {
+		t.Errorf("anonymous upload: %v: %s", err, out)
+	}
+	if out, err := exec.Command(curl, "-sS", "--max-time", "10", "ftp://127.0.0.1:2121/incoming/device.log").CombinedOutput(); err == nil {
+		t.Errorf("anonymous read-back of an upload succeeded: %s", out)
+	}
+
+	cfgs, _ := filepath.Glob(filepath.Join(dir, "bootyard-demo-*", "bootyard.toml"))
+	if len(cfgs) != 1 {
+		t.Fatalf("demo configuration not found under %s: %v", dir, cfgs)
+	}
+	if got, err := os.ReadFile(filepath.Join(filepath.Dir(cfgs[0]), "ftp", "incoming", "device.log")); err != nil || string(got) != "boot ok\n" {
+		t.Errorf("uploaded log in incoming/: %q, %v", got, err)
+	}
+	// status and leases ask the running daemon over its control socket.
+	code, out2, errOut := runCLI(t, "", "status", "--config", cfgs[0])
+	if code != exitOK || !strings.Contains(out2, "tftp  127.0.0.1:6969") || !strings.Contains(out2, "Completed=") {
+		t.Errorf("status: exit %d\n%s%s", code, out2, errOut)
+	}
+	if code, out2, errOut := runCLI(t, "", "leases", "--config", cfgs[0]); code != exitOK || !strings.Contains(out2, "MAC") {
+		t.Errorf("leases: exit %d\n%s%s", code, out2, errOut)
+	}
+
 	if os.Geteuid() == 0 {
 		if !strings.Contains(d.log.String(), `msg="dropped privileges" user=nobody`) {
 			t.Errorf("no privilege-drop line:\n%s", d.log)
@@ -234,10 +274,6 @@ func TestServeDemo(t *testing.T) {
 	}
 
 	// A broken configuration on SIGHUP keeps the old one.
-	cfgs, _ := filepath.Glob(filepath.Join(dir, "bootyard-demo-*", "bootyard.toml"))
-	if len(cfgs) != 1 {
-		t.Fatalf("demo configuration not found under %s: %v", dir, cfgs)
-	}
 	good, _ := os.ReadFile(cfgs[0])
 	if err := os.WriteFile(cfgs[0], append(good, []byte("\n[tftp]\nbogus = 1\n")...), 0o644); err != nil {
 		t.Fatal(err)

@@ -23,6 +23,7 @@ import (
 	"github.com/bootyard/bootyard/ftpd"
 	"github.com/bootyard/bootyard/images"
 	"github.com/bootyard/bootyard/internal/config"
+	"github.com/bootyard/bootyard/internal/control"
 	"github.com/bootyard/bootyard/internal/privdrop"
 	"github.com/bootyard/bootyard/internal/units"
 	"github.com/bootyard/bootyard/profiles"
@@ -52,10 +53,29 @@ type Appliance struct {
 	mu  sync.Mutex // guards cfg during Reload
 	cfg *config.Config
 
-	tftp *tftpd.Server
-	ftp  *ftpd.Server
-	dhcp *dhcp.Server
-	svcs []named
+	tftp    *tftpd.Server
+	ftp     *ftpd.Server
+	dhcp    *dhcp.Server
+	svcs    []named
+	ctl     *control.Server
+	started time.Time
+}
+
+// Status is what the control socket's "status" command returns.
+type Status struct {
+	Started  time.Time       `json:"started"`
+	Config   string          `json:"config"`
+	Services []ServiceStatus `json:"services"`
+	Profiles int             `json:"profiles"`
+	Machines int             `json:"machines"`
+	Rules    int             `json:"rules"`
+}
+
+// ServiceStatus is one service's address and counters.
+type ServiceStatus struct {
+	Name  string `json:"name"`
+	Addr  string `json:"addr"`
+	Stats any    `json:"stats"`
 }
 
 // Build opens the image store, compiles the profiles and constructs every
@@ -136,14 +156,28 @@ func configDir(cfg *config.Config) string {
 	return filepath.Dir(abs)
 }
 
-// Listen binds every service's sockets and opens its files. On the first
-// failure it closes what it opened and returns an error naming the service.
+// Listen opens the control socket, then binds every service's sockets and
+// opens its files. On the first failure it closes what it opened and
+// returns an error naming the service.
 func (a *Appliance) Listen() error {
+	ctl, err := control.Listen(filepath.Join(a.cfg.Server.StateDir, control.SocketName), a.log)
+	if err != nil {
+		return err
+	}
+	a.ctl = ctl
+	ctl.Handle("status", func(context.Context) (any, error) { return a.Status(), nil })
+	ctl.Handle("leases", func(context.Context) (any, error) {
+		if a.dhcp == nil {
+			return []dhcp.Lease{}, nil
+		}
+		return a.dhcp.Leases(), nil
+	})
 	for i, n := range a.svcs {
 		if err := n.svc.Listen(); err != nil {
 			for _, m := range a.svcs[:i] {
 				m.svc.Close()
 			}
+			ctl.Close()
 			return fmt.Errorf("%s: %w", n.name, err)
 		}
 		// Each service logs one "listening" line per socket it bound.
@@ -229,8 +263,16 @@ func (a *Appliance) writableDirs() []string {
 func (a *Appliance) Serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	a.started = time.Now()
 	var wg sync.WaitGroup
 	errc := make(chan error, len(a.svcs))
+	if a.ctl != nil {
+		go func() {
+			if err := a.ctl.Serve(ctx); err != nil {
+				a.log.Warn("control socket stopped", "err", err)
+			}
+		}()
+	}
 	for _, n := range a.svcs {
 		wg.Add(1)
 		go func() {
@@ -267,6 +309,30 @@ func (a *Appliance) Close() {
 	for _, n := range a.svcs {
 		n.svc.Close()
 	}
+	if a.ctl != nil {
+		a.ctl.Close()
+	}
+}
+
+// Status reports the services, their addresses and counters.
+func (a *Appliance) Status() Status {
+	a.mu.Lock()
+	cfg := a.cfg
+	a.mu.Unlock()
+	st := Status{Started: a.started, Config: cfg.File, Profiles: len(cfg.Profiles), Machines: len(cfg.Machines), Rules: len(cfg.Rules)}
+	for _, n := range a.svcs {
+		ss := ServiceStatus{Name: n.name, Addr: n.svc.Addr().String()}
+		switch n.name {
+		case "tftp":
+			ss.Stats = a.tftp.Stats()
+		case "ftp":
+			ss.Stats = a.ftp.Stats()
+		case "dhcp":
+			ss.Stats = a.dhcp.Stats()
+		}
+		st.Services = append(st.Services, ss)
+	}
+	return st
 }
 
 // Reload applies a new configuration without a restart: profiles, machines

@@ -1,0 +1,5 @@
+package control
+
+import "syscall"
+
+var errConnRefused error = syscall.ECONNREFUSED
