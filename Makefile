@@ -46,7 +46,9 @@ lint: tools
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags e2e ./e2e/
 	"$$($(GO) env GOPATH)/bin/staticcheck" ./...
+	"$$($(GO) env GOPATH)/bin/staticcheck" -tags e2e ./e2e/
 
 test: deps lint test-go e2e
 
@@ -55,7 +57,7 @@ test-go:
 
 # e2e network-boots real QEMU machines (BIOS and UEFI, DHCP server and proxy
 # mode) from bootyard; it needs root (network namespaces, tap devices).
-E2E_DEBS := qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static cpio dnsmasq-base
+E2E_DEBS := qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static dnsmasq-base iproute2 curl python3-pyftpdlib
 e2e:
 	@$(MAKE) --no-print-directory deps TEST_DEBS="$(E2E_DEBS)"
 	$(GO) test -tags e2e -count=1 -v -timeout 20m ./e2e/

@@ -32,6 +32,7 @@ type outbound struct {
 	dst     netip.AddrPort
 	ifIndex int // interface to send a broadcast out of
 	typ     dhcpv4.MessageType
+	boot    *bootInfo // boot part of the reply, nil for address-only replies
 }
 
 // handle answers one packet. It returns nil when nothing is to be sent; the
@@ -69,6 +70,14 @@ func (s *Server) handle(ctx context.Context, raw []byte, in inbound) *outbound {
 		return nil
 	}
 	s.stats.add(out.typ.String())
+	if out.boot != nil {
+		via := "dhcp"
+		if in.bootServer {
+			via = "bootserver"
+		}
+		s.log.Info("boot reply", "mac", mac, "reply", out.typ.String(), "via", via, "firmware", out.boot.firmware,
+			"profile", out.boot.profile, "file", out.boot.file, "next_server", out.boot.server, "direct", out.boot.direct)
+	}
 	return out
 }
 
@@ -99,7 +108,7 @@ func (s *Server) send(req *dhcpv4.DHCPv4, in inbound, r reply) (*outbound, strin
 		s.warnLimited("encode", "cannot build reply", "mac", macOf(req), "err", err)
 		return nil, "drop_encode_error"
 	}
-	return &outbound{b: b, dst: route(req, in, r.typ), ifIndex: in.ifIndex, typ: r.typ}, ""
+	return &outbound{b: b, dst: route(req, in, r.typ), ifIndex: in.ifIndex, typ: r.typ, boot: r.boot}, ""
 }
 
 // plan asks the planner; a nil or Ignore plan means no reply.
@@ -127,7 +136,7 @@ func (s *Server) boot(rt *rtState, f profiles.Facts, plan profiles.Plan, atBootS
 	if plan.BootFile == "" {
 		return nil, errors.New("dhcp: plan has no boot file")
 	}
-	b := &bootInfo{class: class, file: plan.BootFile, server: s.serverIP}
+	b := &bootInfo{class: class, file: plan.BootFile, server: s.serverIP, firmware: firmwareOf(f, plan), profile: plan.Profile}
 	if plan.HTTP || class == "HTTPClient" {
 		b.class = "HTTPClient"
 		b.file = bootURL(s.serverIP, plan.BootFile)

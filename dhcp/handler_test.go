@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -549,5 +550,22 @@ func TestFacts(t *testing.T) {
 	d, _ = dhcpv4.FromBytes(packet(t, dhcpv4.MessageTypeDiscover, macBIOS, opt(dhcpv4.OptRFC3004UserClass([]string{"foo", "iPXE"}))))
 	if f := factsFrom(d); f.UserClass != "iPXE" || f.HasArch {
 		t.Fatalf("facts %+v", f)
+	}
+}
+
+// TestBootReplyLogged: every reply that carries a boot file is logged once,
+// naming the client, the firmware, the file and the path it took.
+func TestBootReplyLogged(t *testing.T) {
+	var buf bytes.Buffer
+	s := testServer(t, ModeProxy, fakePlanner{})
+	s.log = slog.New(slog.NewTextHandler(&buf, nil))
+	in := inbound{src: netip.MustParseAddrPort("0.0.0.0:68"), ifIndex: 3}
+	if out := s.handle(context.Background(), packet(t, dhcpv4.MessageTypeDiscover, macBIOS, pxe("PXEClient:Arch:00000:UNDI:002001", 0)), in); out == nil {
+		t.Fatal("no reply")
+	}
+	for _, want := range []string{`msg="boot reply"`, "mac=52:54:00:00:00:01", "reply=OFFER", "via=dhcp", "firmware=bios", "file=undionly.kpxe"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, buf.String())
+		}
 	}
 }

@@ -34,6 +34,8 @@ type bootInfo struct {
 	file   string     // header file field and option 67; a URL for HTTP boot
 	server netip.Addr // siaddr (next-server) and option 66
 	direct bool       // add option 43 with discovery control
+
+	firmware, profile string // for the log line only
 }
 
 // addrInfo is the address part of a server-mode reply.

@@ -17,6 +17,9 @@ import (
 // payloadSize is the file the guest downloads over FTP.
 const payloadSize = 4 << 20
 
+// bulky are the large files of a run directory, removed when it passes.
+var bulky = []string{"images", "boot-files", "payload.bin", "curl-payload.bin", "OVMF_VARS.fd", "tftp", "ftp/payload.bin"}
+
 // bootRun is one network boot of one VM, watched phase by phase.
 type bootRun struct {
 	t      *testing.T
@@ -41,6 +44,11 @@ func newBootRun(t *testing.T, root, name string) *bootRun {
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("e2e: %s FAILED; serial log, server log and configs kept in %s", name, dir)
+			return
+		}
+		// A passing run keeps its logs and configs, not its bulky copies.
+		for _, f := range bulky {
+			_ = os.RemoveAll(filepath.Join(dir, f))
 		}
 	})
 	var tok [6]byte
@@ -110,19 +118,21 @@ var (
 	reInit     = regexp.MustCompile(`BYE2E init `)
 	reLink     = regexp.MustCompile(`BYE2E link `)
 	reGuestIP  = regexp.MustCompile(`BYE2E dhcp ip=(\S+)`)
+	reServerID = regexp.MustCompile(`BYE2E dhcp .*serverid=(\S+)`)
 	rePayload  = regexp.MustCompile(`BYE2E payload sha256=([0-9a-f]{64}) bytes=(\d+)`)
 	reUpload   = regexp.MustCompile(`BYE2E upload `)
 )
 
 // guestPhases follows the guest from the kernel's first line to power-off
-// and checks the payload's sha256. It returns the guest's address.
-func (b *bootRun) guestPhases(wantSHA string) string {
+// and checks the payload's sha256. It returns the guest's address and the
+// DHCP server that gave it.
+func (b *bootRun) guestPhases(wantSHA string) (ip, dhcpServer string) {
 	b.t.Helper()
 	s := b.vm.serial
 	b.step("kernel running", s, reKernelUp, 120*time.Second)
 	b.step("guest init", s, reInit, 120*time.Second)
 	b.step("guest NIC up", s, reLink, 60*time.Second)
-	ip := reGuestIP.FindStringSubmatch(b.step("guest DHCP", s, reGuestIP, 60*time.Second).text)[1]
+	lease := b.step("guest DHCP", s, reGuestIP, 60*time.Second).text
 	m := rePayload.FindStringSubmatch(b.step("payload done", s, rePayload, 120*time.Second).text)
 	if m[1] != wantSHA {
 		b.fail("payload done", fmt.Errorf("guest computed sha256 %s (%s bytes), want %s (%d bytes)", m[1], m[2], wantSHA, payloadSize))
@@ -135,12 +145,16 @@ func (b *bootRun) guestPhases(wantSHA string) string {
 	case <-time.After(scaled(30 * time.Second)):
 		b.fail("power off", fmt.Errorf("QEMU still runs 30s after the marker"))
 	}
-	return ip
+	ip = reGuestIP.FindStringSubmatch(lease)[1]
+	if m := reServerID.FindStringSubmatch(lease); m != nil {
+		dhcpServer = m[1]
+	}
+	return ip, dhcpServer
 }
 
 // checkUpload reads the guest's log from the FTP tree on disk and checks
-// its content.
-func (b *bootRun) checkUpload(path, wantSHA string) {
+// its content and, unless wantMode is 0, its permissions.
+func (b *bootRun) checkUpload(path, wantSHA string, wantMode os.FileMode) {
 	b.t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -152,4 +166,13 @@ func (b *bootRun) checkUpload(path, wantSHA string) {
 		}
 	}
 	_ = os.WriteFile(filepath.Join(b.dir, "guest-upload.log"), data, 0o644)
+	if wantMode != 0 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			b.fail("upload stored", err)
+		}
+		if fi.Mode().Perm() != wantMode {
+			b.fail("upload stored", fmt.Errorf("uploaded log %s has mode %v, want %v", path, fi.Mode().Perm(), wantMode))
+		}
+	}
 }

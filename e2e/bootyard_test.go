@@ -41,7 +41,11 @@ func TestNetworkBoot(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("e2e: FAILED: artifacts (serial logs, bootyard logs, configs) kept in %s", root)
+			return
 		}
+		_ = os.Remove(filepath.Join(root, "bootyard"))
+		_ = os.Remove(filepath.Join(root, "initrd.gz"))
+		t.Logf("e2e: logs and configs kept in %s", root)
 	})
 	bin := buildBootyard(t, root)
 	k := fetchKernel(t)
@@ -84,10 +88,14 @@ type bootContent struct {
 }
 
 // buildBootyard builds cmd/bootyard into the artifacts directory, unless
-// BOOTYARD_E2E_BIN names a binary.
+// BOOTYARD_E2E_BIN names a binary (a relative path is taken from the
+// module root).
 func buildBootyard(t *testing.T, root string) string {
 	t.Helper()
 	if bin := os.Getenv(envBootyard); bin != "" {
+		if !filepath.IsAbs(bin) {
+			bin = filepath.Join("..", bin) // relative to the module root, not e2e/
+		}
 		abs, err := filepath.Abs(bin)
 		if err != nil {
 			t.Fatalf("e2e: %s: %v", envBootyard, err)
@@ -97,7 +105,11 @@ func buildBootyard(t *testing.T, root string) string {
 	bin := filepath.Join(root, "bootyard")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/bootyard")
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = "/usr/local/go/bin/go"
+	}
+	cmd := exec.CommandContext(ctx, gobin, "build", "-o", bin, "./cmd/bootyard")
 	cmd.Dir = ".." // the module root; go test runs in the package directory
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("e2e: phase \"build bootyard\": go build ./cmd/bootyard: %v\n%s", err, out)
@@ -219,23 +231,26 @@ func bootyardBoot(t *testing.T, b *bootRun, c bootContent, mode string, fw firmw
 		b.fail("bootyard start", err)
 	}
 
-	// In proxy mode another DHCP server, on the VM's side of the link,
-	// hands out addresses with no boot options at all.
-	var dns *logWatch
+	// The VM's side of the link has a router: dnsmasq sending IPv6 router
+	// advertisements (without one, iPXE's "Configuring" waits ~13 s for
+	// them on every boot) and, in proxy mode, handing out IPv4 addresses
+	// with no boot options at all.
+	args := []string{"dnsmasq",
+		"--keep-in-foreground", "--conf-file=/dev/null", "--port=0", "--user=root",
+		"--log-facility=-", "--log-dhcp",
+		"--interface=" + bridgeIf, "--bind-interfaces",
+		"--dhcp-leasefile=" + filepath.Join(b.dir, "dnsmasq.leases"),
+		"--enable-ra", "--dhcp-range=" + ula + ",ra-only",
+	}
 	if mode == "proxy" {
-		dnsLog := filepath.Join(b.dir, "dnsmasq.log")
-		startProc(t, "dnsmasq", dnsLog, b.net.inVM("dnsmasq",
-			"--keep-in-foreground", "--conf-file=/dev/null", "--port=0", "--user=root",
-			"--log-facility=-", "--log-dhcp",
-			"--interface="+bridgeIf, "--bind-interfaces",
-			"--dhcp-leasefile="+filepath.Join(b.dir, "dnsmasq.leases"),
-			"--dhcp-range="+poolFirst+","+poolLast+",255.255.255.0,1h",
-		)...)
-		dns = watchLog(t, dnsLog)
-		b.others = append(b.others, dns)
-		if _, err := dns.wait(regexp.MustCompile(`DHCP, sockets bound`), scaled(10*time.Second), nil); err != nil {
-			b.fail("dnsmasq start", err)
-		}
+		args = append(args, "--dhcp-range="+poolFirst+","+poolLast+",255.255.255.0,1h")
+	}
+	dnsLog := filepath.Join(b.dir, "dnsmasq.log")
+	startProc(t, "dnsmasq", dnsLog, b.net.inVM(args...)...)
+	dns := watchLog(t, dnsLog)
+	b.others = append(b.others, dns)
+	if _, err := dns.wait(regexp.MustCompile(`router advertisement on `+regexp.QuoteMeta(ula)), scaled(10*time.Second), nil); err != nil {
+		b.fail("router start", err)
 	}
 
 	b.boot(fw)
@@ -259,10 +274,10 @@ func bootyardBoot(t *testing.T, b *bootRun, c bootContent, mode string, fw firmw
 	}
 	b.step("TFTP kernel", b.server, tftpOK("images/"+bootImage+"/vmlinuz"), 90*time.Second)
 	b.step("TFTP initrd", b.server, tftpOK("images/"+bootImage+"/initrd.gz"), 60*time.Second)
-	guestIP := b.guestPhases(sha)
+	guestIP, guestServer := b.guestPhases(sha)
 	if mode == "server" {
-		if guestIP != reservedIP {
-			b.fail("guest DHCP", fmt.Errorf("guest got %s from bootyard, want the reservation %s", guestIP, reservedIP))
+		if guestIP != reservedIP || guestServer != serverIP {
+			b.fail("guest DHCP", fmt.Errorf("guest got %s from %s, want the reservation %s from bootyard (%s)", guestIP, guestServer, reservedIP, serverIP))
 		}
 		if len(b.server.findAll(mac)) < 2 {
 			b.fail("guest DHCP", fmt.Errorf("bootyard logged no second lease for %s (the guest's udhcpc)", vmMAC))
@@ -270,17 +285,37 @@ func bootyardBoot(t *testing.T, b *bootRun, c bootContent, mode string, fw firmw
 	} else {
 		// Proxy mode hands out no address: the guest's address came from
 		// dnsmasq's pool, and bootyard logged no lease.
+		if guestServer != bridgeIP {
+			b.fail("guest DHCP", fmt.Errorf("guest got %s from %s, want an address from dnsmasq (%s)", guestIP, guestServer, bridgeIP))
+		}
 		if l, ok := b.server.find(jsonLine{"svc": "dhcp", "msg": "lease"}); ok {
 			b.fail("guest DHCP", fmt.Errorf("bootyard in proxy mode granted a lease: %s", l.text))
 		}
 	}
-	b.checkUpload(filepath.Join(ftp, b.uploadName()), sha)
+	// bootyard's own account of the FTP phases.
+	for _, l := range []jsonLine{
+		{"svc": "ftp", "msg": "download", "path": "/" + payloadPath, "bytes": fmt.Sprint(payloadSize), "ok": "true"},
+		{"svc": "ftp", "msg": "upload", "path": "/" + b.uploadName(), "ok": "true"},
+	} {
+		if _, ok := b.server.find(l); !ok {
+			b.fail("FTP log", fmt.Errorf("bootyard logged no %s", l))
+		}
+	}
+	// Anonymous uploads are stored 0600 (DESIGN.md).
+	b.checkUpload(filepath.Join(ftp, b.uploadName()), sha, 0o600)
 	b.checkDropBox(sha)
 	if !serve.stop(t, scaled(15*time.Second)) {
 		b.fail("bootyard stop", fmt.Errorf("bootyard serve did not exit within 15s of SIGTERM"))
 	}
 	if serve.err != nil {
 		b.fail("bootyard stop", fmt.Errorf("bootyard serve exited with %v after SIGTERM", serve.err))
+	}
+	if mode == "server" {
+		// The lease outlives the daemon.
+		out := cli("lease store", "leases", "--config", cfg)
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(vmMAC) + `\s+` + regexp.QuoteMeta(reservedIP) + `\s+` + vmHostname + `\s.*bound`).MatchString(out) {
+			b.fail("lease store", fmt.Errorf("bootyard leases does not list %s -> %s bound:\n%s", vmMAC, reservedIP, out))
+		}
 	}
 	t.Logf("e2e: %s passed; phases:\n%s", b.dir, b.ph.summary())
 }

@@ -89,10 +89,20 @@ func fetchKernel(t *testing.T) guestKernel {
 	deb, err := findDeb(debs, pkg)
 	if err != nil {
 		t.Logf("e2e: downloading %s", pkg)
-		cmd := exec.CommandContext(ctx, "apt-get", "download", "-q", pkg)
-		cmd.Dir = debs
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("e2e: apt-get download %s: %v\n%s", pkg, err, out)
+		download := func() ([]byte, error) {
+			cmd := exec.CommandContext(ctx, "apt-get", "download", "-q", pkg)
+			cmd.Dir = debs
+			return cmd.CombinedOutput()
+		}
+		if out, err := download(); err != nil {
+			// Stale package lists name a version the mirror dropped.
+			t.Logf("e2e: apt-get download %s: %v\n%s\nrunning apt-get update", pkg, err, out)
+			if _, err := run(ctx, "apt-get", "update", "-qq"); err != nil {
+				t.Fatalf("e2e: kernel: %v", err)
+			}
+			if out, err := download(); err != nil {
+				t.Fatalf("e2e: apt-get download %s: %v\n%s", pkg, err, out)
+			}
 		}
 		if deb, err = findDeb(debs, pkg); err != nil {
 			t.Fatalf("e2e: %v", err)

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -303,7 +302,9 @@ func (j jsonLine) MatchString(s string) bool {
 		return false
 	}
 	var m map[string]any
-	if json.Unmarshal([]byte(s[i:]), &m) != nil {
+	dec := json.NewDecoder(strings.NewReader(s[i:]))
+	dec.UseNumber() // numbers compare as written: 4194304, not 4.194304e+06
+	if dec.Decode(&m) != nil {
 		return false
 	}
 	for k, want := range j {
@@ -328,22 +329,6 @@ func (j jsonLine) String() string {
 		fmt.Fprintf(&b, " %s=%q", k, j[k])
 	}
 	return b.String()
-}
-
-// field returns a top-level field of a JSON log line, or "".
-func field(s, key string) string {
-	i := strings.IndexByte(s, '{')
-	if i < 0 {
-		return ""
-	}
-	var m map[string]any
-	if json.Unmarshal([]byte(s[i:]), &m) != nil {
-		return ""
-	}
-	if v, ok := m[key]; ok {
-		return fmt.Sprint(v)
-	}
-	return ""
 }
 
 // find returns the first line matching re, if any.
@@ -445,21 +430,3 @@ func (p *phases) mark(name string, at time.Time) {
 
 // summary is the table of phases for the final log.
 func (p *phases) summary() string { return strings.Join(p.rows, "\n") }
-
-// grepLines returns the lines of a file that contain substr (for failure
-// messages about files that are not watched).
-func grepLines(path, substr string) []string {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if strings.Contains(sc.Text(), substr) {
-			out = append(out, sc.Text())
-		}
-	}
-	return out
-}

@@ -16,6 +16,8 @@ const (
 	subnet     = "10.233.0.0/24"
 	serverIP   = "10.233.0.1" // bootyard's side of the veth pair
 	bridgeIP   = "10.233.0.2" // the VM side's bridge (the other DHCP server in proxy mode)
+	ula        = "fd00:233::" // IPv6 prefix the VM side's router advertises
+	bridgeIP6  = "fd00:233::2"
 	reservedIP = "10.233.0.21"
 	poolFirst  = "10.233.0.100"
 	poolLast   = "10.233.0.150"
@@ -69,6 +71,7 @@ func setupNet(t *testing.T) *testNet {
 	v("tuntap", "add", "dev", tapIf, "mode", "tap")
 	v("link", "set", tapIf, "master", bridgeIf)
 	v("addr", "add", bridgeIP+"/"+prefixLen, "dev", bridgeIf)
+	v("addr", "add", bridgeIP6+"/64", "dev", bridgeIf, "nodad")
 	for _, dev := range []string{vmIf, tapIf, bridgeIf} {
 		v("link", "set", dev, "up")
 	}

@@ -23,9 +23,8 @@ func TestReferenceBoot(t *testing.T) {
 	root := artifactsRoot(t)
 	t.Logf("e2e: artifacts in %s", root)
 	k := fetchKernel(t)
-	for _, fw := range []firmware{fwBIOS, fwUEFI} {
-		t.Run(string(fw), func(t *testing.T) { referenceBoot(t, root, k, fw) })
-	}
+	// BIOS only: the UEFI guest side is the same kernel and initramfs.
+	t.Run(string(fwBIOS), func(t *testing.T) { referenceBoot(t, root, k, fwBIOS) })
 }
 
 func referenceBoot(t *testing.T, root string, k guestKernel, fw firmware) {
@@ -54,6 +53,7 @@ func referenceBoot(t *testing.T, root string, k guestKernel, fw firmware) {
 		t.Fatal(err)
 	}
 
+	mustRun(t, "ip", "-n", b.net.srvNS, "addr", "add", "fd00:233::1/64", "dev", serverIf, "nodad")
 	dnsLog := filepath.Join(b.dir, "dnsmasq.log")
 	startProc(t, "dnsmasq", dnsLog, b.net.inSrv("dnsmasq",
 		"--keep-in-foreground", "--conf-file=/dev/null", "--port=0", "--user=root",
@@ -66,6 +66,8 @@ func referenceBoot(t *testing.T, root string, k guestKernel, fw firmware) {
 		"--dhcp-boot=tag:ipxe,boot.ipxe",
 		"--dhcp-boot=tag:!ipxe,undionly.kpxe",
 		"--enable-tftp", "--tftp-root="+tftp,
+		// Router advertisements spare iPXE its ~13 s wait for them.
+		"--enable-ra", "--dhcp-range="+ula+",ra-only",
 	)...)
 	startProc(t, "pyftpdlib", filepath.Join(b.dir, "ftpd.log"), b.net.inSrv(debianPython, "-m", "pyftpdlib",
 		"-i", serverIP, "-p", "21", "-d", ftp, "-w", "-r", "30000-30100")...)
@@ -79,7 +81,7 @@ func referenceBoot(t *testing.T, root string, k guestKernel, fw firmware) {
 	b.step("TFTP kernel", b.server, regexp.MustCompile(`sent .*/vmlinuz to`), 180*time.Second)
 	b.step("TFTP initrd", b.server, regexp.MustCompile(`sent .*/initrd\.gz to`), 60*time.Second)
 	b.guestPhases(sha)
-	b.checkUpload(filepath.Join(ftp, b.uploadName()), sha)
+	b.checkUpload(filepath.Join(ftp, b.uploadName()), sha, 0)
 	t.Logf("e2e: reference boot phases:\n%s", b.ph.summary())
 }
 

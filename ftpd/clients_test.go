@@ -88,6 +88,16 @@ func TestCurl(t *testing.T) {
 	if strings.Contains(e.logs.String(), alicePass) {
 		t.Error("a password reached the log")
 	}
+	// The anonymous e-mail string is client-chosen: logs name the account
+	// (user=anonymous) and carry the string only as email=; xferlog puts
+	// it in its user field, as the format prescribes.
+	logs := e.logs.String()
+	if strings.Contains(logs, "user=ftp@example.com") || !strings.Contains(logs, "msg=download") || !strings.Contains(logs, "user=anonymous") {
+		t.Errorf("anonymous sessions must log user=anonymous, never the e-mail as user:\n%s", logs)
+	}
+	if !bytes.Contains(xl, []byte(" a ftp@example.com ftp 0 * c")) {
+		t.Errorf("xferlog lacks the anonymous e-mail in its user field:\n%s", xl)
+	}
 }
 
 func TestLftp(t *testing.T) {

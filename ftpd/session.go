@@ -39,6 +39,7 @@ type session struct {
 	mu         sync.Mutex
 	acct       *account
 	user       string
+	email      string // anonymous password, logged and written to xferlog, never used for access
 	rate       int64
 	lastRender *rendered
 	timers     []*time.Timer
@@ -185,8 +186,17 @@ func (se *session) xfer(rel string, n int64, d time.Duration, dir byte, ok bool)
 	}
 	se.srv.xlog.write(xferRecord{
 		when: time.Now(), dur: d, host: se.remote.String(), size: n, name: "/" + rel,
-		dir: dir, anonymous: se.acct.anonymous, user: se.user, complete: ok,
+		dir: dir, anonymous: se.acct.anonymous, user: se.xferUser(), complete: ok,
 	})
+}
+
+// xferUser is the xferlog user field: the account name, or for anonymous
+// sessions the e-mail string given as password (the format's convention).
+func (se *session) xferUser() string {
+	if se.acct != nil && se.acct.anonymous {
+		return se.email
+	}
+	return se.user
 }
 
 // driver is the ftpserverlib MainDriver of one listener.
@@ -339,7 +349,8 @@ func (d *driver) AuthUser(cc ftpserver.ClientContext, user, pass string) (ftpser
 		email := sanitize(pass, 64)
 		se.mu.Lock()
 		se.acct = &account{name: "anonymous", anonymous: true, home: "."}
-		se.user = email
+		se.user = "anonymous" // logs name the account; the e-mail string is client-chosen
+		se.email = email
 		se.mu.Unlock()
 		se.loggedIn("anonymous", "email", email)
 		return &sessionFS{s: se}, nil

@@ -109,6 +109,7 @@ type Server struct {
 	gate    *gate
 	pin     *tftp.Server
 	local   netip.Addr // the listen address when it is not a wildcard
+	spBlock int        // single-port mode: pin/tftp's blksize cap (0 otherwise)
 
 	ctx     context.Context // ends on Close; parents Renderer calls
 	cancel  context.CancelFunc
@@ -232,11 +233,34 @@ func (s *Server) Listen() error {
 	s.gate = newGate(s, conn)
 	if s.boot.SinglePort {
 		s.pin.EnableSinglePort()
-		// pin/tftp sizes its single-port read buffer from this cap.
-		s.pin.SetBlockSize(s.gate.maxBlockAny())
+		s.spBlock = s.singlePortBlock()
+		s.pin.SetBlockSize(s.spBlock)
 	}
 	s.log.Info("listening", "addr", conn.LocalAddr().String(), "root", s.boot.Root, "single_port", s.boot.SinglePort, "uploads", s.uploads)
 	return nil
+}
+
+// singlePortBlock is the blksize cap in single-port mode: max_block_size
+// when set, else the largest block an up interface other than loopback
+// carries (1468 on Ethernet, more with jumbo frames). pin/tftp allocates a
+// read buffer of the cap plus 4 bytes for every packet it reads in
+// single-port mode, ACKs included: loopback's 64 KiB MTU made that 64 KiB
+// per ACK, and one third of the 512-byte throughput went to the garbage
+// collector. Loopback clients get the cap too (pin/tftp's OACK says so).
+// Callers hold s.mu.
+func (s *Server) singlePortBlock() int {
+	blk := s.gate.maxBlockAny()
+	if s.boot.MaxBlockSize > 0 {
+		return blk
+	}
+	lan := 1468
+	ifs, _ := net.Interfaces()
+	for _, ifi := range ifs {
+		if ifi.Flags&net.FlagUp != 0 && ifi.Flags&net.FlagLoopback == 0 {
+			lan = max(lan, clampBlock(mtuBlock(ifi.MTU, true)))
+		}
+	}
+	return min(blk, lan)
 }
 
 // prepareUploads creates the upload directory inside the root when missing,

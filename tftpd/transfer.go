@@ -58,6 +58,9 @@ func (s *Server) begin(op, filename string, peer any) *transfer {
 		t.client = netip.AddrPortFrom(t.client.Addr().Unmap(), t.client.Port())
 		pr := s.takePending(ra.String())
 		t.server, t.blksize = pr.server, max(pr.blksize, 512)
+		if s.spBlock > 0 {
+			t.blksize = min(t.blksize, s.spBlock) // pin/tftp's single-port cap
+		}
 	}
 	return t
 }
@@ -216,8 +219,19 @@ func (s *Server) serveRead(t *transfer, rf io.ReaderFrom) error {
 	if ot != nil {
 		ot.SetSize(size)
 	}
-	// Read ahead in 64 KiB chunks: one read(2) per many small blocks.
-	return s.send(t, rf, bufio.NewReaderSize(f, 64<<10))
+	return s.send(t, rf, bufio.NewReaderSize(f, readAhead(size)))
+}
+
+// maxReadAhead is the read-ahead buffer of a large file: one read(2) per
+// 128 blocks of 512 bytes, 44 of 1468.
+const maxReadAhead = 64 << 10
+
+// readAhead sizes the read-ahead buffer of a file of size bytes: the whole
+// file when it is small (boot menus and configs are a few KiB, and a 64 KiB
+// buffer for each was most of a small transfer's garbage), maxReadAhead
+// otherwise.
+func readAhead(size int64) int {
+	return int(min(max(size+1, 512), maxReadAhead))
 }
 
 // openRegular is fsroot's regular-file open, as a ReadCloser.

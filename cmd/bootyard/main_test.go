@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -364,4 +365,15 @@ func openTempDir(t *testing.T) string {
 		}
 	}
 	return dir
+}
+
+func TestLoggerDurations(t *testing.T) {
+	var lv slog.LevelVar
+	for _, format := range []string{"text", "json"} {
+		var b bytes.Buffer
+		newLogger(&b, format, &lv).Info("x", "duration", 1500*time.Millisecond)
+		if !strings.Contains(b.String(), "1.5s") {
+			t.Errorf("%s log writes a duration as %q, want 1.5s", format, b.String())
+		}
+	}
 }

@@ -156,8 +156,15 @@ func mustLevel(s string) slog.Level {
 	return l
 }
 
+// newLogger builds the daemon's logger. Durations print as text ("1.5s")
+// in both formats, so text and JSON logs read the same way.
 func newLogger(w io.Writer, format string, lv *slog.LevelVar) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: lv}
+	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Value.Kind() == slog.KindDuration {
+			a.Value = slog.StringValue(a.Value.Duration().String())
+		}
+		return a
+	}}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/bootyard/bootyard/bench/tftpload"
+)
+
+func fetchOnce(addr netip.AddrPort, name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err := tftpload.Get(ctx, tftpload.Options{Server: addr, Timeout: 500 * time.Millisecond, Retries: 3}, name)
+	return err
+}
+
+var blockSizes = []int{512, 1468, 8192}
+
+// tftpSingle is one (server, blksize) cell: MB/s per round.
+type tftpSingle struct {
+	mbps   []float64
+	errors []string
+}
+
+// stormCell is one (server, clients) cell.
+type stormCell struct {
+	wall, p50, p99 []time.Duration
+	failures       []int
+	retrans        []int
+	cpu            []time.Duration
+	peakKB         []int64
+	errors         []string
+}
+
+type tftpResults struct {
+	servers []*server
+	single  map[string]map[int]*tftpSingle // server -> blksize
+	storm   map[string]map[int]*stormCell  // server -> clients
+	skipped []string
+}
+
+// rotate returns s rotated left by k, so every server takes every position
+// in turn across rounds.
+func rotate[T any](s []T, k int) []T {
+	if len(s) == 0 {
+		return s
+	}
+	k %= len(s)
+	return append(append([]T{}, s[k:]...), s[:k]...)
+}
+
+// benchTFTP runs the single-transfer and boot-storm benchmarks against the
+// running servers.
+func (e *env) benchTFTP(ctx context.Context, servers []*server) *tftpResults {
+	r := &tftpResults{servers: servers, single: map[string]map[int]*tftpSingle{}, storm: map[string]map[int]*stormCell{}}
+	for _, s := range servers {
+		r.single[s.name] = map[int]*tftpSingle{}
+		r.storm[s.name] = map[int]*stormCell{}
+		for _, bs := range blockSizes {
+			r.single[s.name][bs] = &tftpSingle{}
+		}
+		for _, n := range e.StormClients {
+			r.storm[s.name][n] = &stormCell{}
+		}
+	}
+	want64 := fileSum(filepath.Join(e.Work, "data", file64M))
+
+	// Single transfers: every round visits every block size and server,
+	// in a rotated order.
+	for round := range e.Rounds {
+		for _, bs := range blockSizes {
+			for _, s := range rotate(servers, round) {
+				if ctx.Err() != nil {
+					r.skipped = append(r.skipped, "TFTP single-transfer rounds cut short: the time budget ran out")
+					return r
+				}
+				cell := r.single[s.name][bs]
+				h := sha256.New()
+				opt := tftpload.Options{Server: s.tftpAddr(), BlockSize: bs, TSize: true,
+					Timeout: time.Second, Retries: 5}
+				if round == 0 {
+					opt.Hash = h // check the content once per server and size
+				}
+				res, err := tftpload.Get(ctx, opt, file64M)
+				switch {
+				case err != nil:
+					cell.errors = append(cell.errors, err.Error())
+				case res.Bytes != e.Size64:
+					cell.errors = append(cell.errors, fmt.Sprintf("short transfer: %d bytes", res.Bytes))
+				case round == 0 && !bytes.Equal(h.Sum(nil), want64):
+					cell.errors = append(cell.errors, "content differs from the file served")
+				case res.BlockSize != bs:
+					cell.errors = append(cell.errors, fmt.Sprintf("asked blksize %d, got %d", bs, res.BlockSize))
+					cell.mbps = append(cell.mbps, res.MBps())
+				default:
+					cell.mbps = append(cell.mbps, res.MBps())
+				}
+				logf("tftp single r%d bs=%d %-9s %.1f MB/s %v", round+1, bs, s.name, res.MBps(), errOr(err))
+			}
+		}
+	}
+
+	// Boot storms.
+	for round := range e.StormRounds {
+		for _, n := range e.StormClients {
+			for _, s := range rotate(servers, round) {
+				if ctx.Err() != nil {
+					r.skipped = append(r.skipped, "TFTP boot-storm rounds cut short: the time budget ran out")
+					return r
+				}
+				cell := r.storm[s.name][n]
+				m := watch(s.p)
+				res, err := tftpload.Storm(ctx, tftpload.StormOptions{
+					Get: tftpload.Options{Server: s.tftpAddr(), BlockSize: 1468, TSize: true,
+						Timeout: time.Second, Retries: 5},
+					Name:        file8M,
+					Clients:     n,
+					SourceBase:  netip.MustParseAddr("127.1.0.1"),
+					ExpectBytes: 8 << 20,
+				})
+				u := m.stop()
+				if err != nil {
+					cell.errors = append(cell.errors, err.Error())
+					continue
+				}
+				cell.wall = append(cell.wall, res.Wall)
+				cell.p50 = append(cell.p50, res.Percentile(50))
+				cell.p99 = append(cell.p99, res.Percentile(99))
+				cell.failures = append(cell.failures, res.Failures)
+				cell.retrans = append(cell.retrans, res.Retransmits)
+				cell.cpu = append(cell.cpu, u.CPU)
+				cell.peakKB = append(cell.peakKB, max(u.PeakTree, u.HWM))
+				for _, m := range res.Errors {
+					if len(cell.errors) < 3 {
+						cell.errors = append(cell.errors, m)
+					}
+				}
+				logf("tftp storm r%d n=%d %-9s wall %.2fs fail %d p50 %.2fs p99 %.2fs cpu %.2fs peak %d MiB",
+					round+1, n, s.name, res.Wall.Seconds(), res.Failures, res.Percentile(50).Seconds(),
+					res.Percentile(99).Seconds(), u.CPU.Seconds(), max(u.PeakTree, u.HWM)>>10)
+			}
+		}
+	}
+	return r
+}
+
+func fileSum(path string) []byte {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	h := sha256.New()
+	buf := make([]byte, 1<<20)
+	for {
+		n, err := f.Read(buf)
+		h.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return h.Sum(nil)
+}
+
+func errOr(err error) string {
+	if err != nil {
+		return "ERROR " + err.Error()
+	}
+	return ""
+}
