@@ -30,6 +30,9 @@ type bootRun struct {
 	token  string
 	server *logWatch // the boot server's log (bootyard or the reference stack)
 	others []*logWatch
+	// anticipate is bootyard's tftp.anticipate (send-ahead blocks) for this
+	// run; 0 is the default lock-step.
+	anticipate int
 }
 
 // newBootRun makes the artifacts directory and the namespaces for one

@@ -53,15 +53,32 @@ func TestNetworkBoot(t *testing.T) {
 	buildInitramfs(t, k, initrd)
 	content := bootContent{bin: bin, kernel: k.Vmlinuz, initrd: initrd}
 
+	// The -sendahead run answers issue 3's question with real firmware:
+	// does pin/tftp's unnegotiated send-ahead (tftp.anticipate) work with
+	// iPXE, and what does it change in the kernel+initrd phase? BIOS iPXE
+	// (e1000 ROM) takes it; iPXE on UEFI (ipxe.efi over SNP) stalls at 5%
+	// of the kernel and times out (measured 2026-11-26, docs/tftp.md), which
+	// is why anticipate stays 0 by default. That failing run is kept out of
+	// CI; BOOTYARD_E2E_SENDAHEAD_UEFI=1 brings it back.
 	runs := []struct {
-		name string
-		mode string
-		fw   firmware
+		name       string
+		mode       string
+		fw         firmware
+		anticipate int
 	}{
-		{"bios-server", "server", fwBIOS},
-		{"bios-proxy", "proxy", fwBIOS},
-		{"uefi-server", "server", fwUEFI},
-		{"uefi-proxy", "proxy", fwUEFI},
+		{"bios-server", "server", fwBIOS, 0},
+		{"bios-proxy", "proxy", fwBIOS, 0},
+		{"uefi-server", "server", fwUEFI, 0},
+		{"uefi-proxy", "proxy", fwUEFI, 0},
+		{"bios-server-sendahead", "server", fwBIOS, 8},
+	}
+	if os.Getenv("BOOTYARD_E2E_SENDAHEAD_UEFI") == "1" {
+		runs = append(runs, struct {
+			name       string
+			mode       string
+			fw         firmware
+			anticipate int
+		}{"uefi-server-sendahead", "server", fwUEFI, 8})
 	}
 	var summary []string
 	for _, r := range runs {
@@ -74,6 +91,7 @@ func TestNetworkBoot(t *testing.T) {
 				requireFiles(t, "ovmf", ovmfCode, ovmfVars)
 			}
 			b := newBootRun(t, root, r.name)
+			b.anticipate = r.anticipate
 			bootyardBoot(t, b, content, r.mode, r.fw)
 			summary = append(summary, r.name+":\n"+b.ph.summary())
 		})
@@ -142,6 +160,7 @@ interface = %[4]q
 %[5]s
 [tftp]
 root = %[6]q
+anticipate = %[14]d
 
 [ftp]
 root = %[7]q
@@ -166,7 +185,7 @@ ip = %[13]q
 profile = "e2e"
 `, b.token, filepath.Join(b.dir, "state"), mode, serverIf, pool,
 		filepath.Join(b.dir, "tftp"), filepath.Join(b.dir, "ftp"), filepath.Join(b.dir, "images"),
-		bootImage, b.cmdline("{{.Server}}", payloadPath), vmMAC, vmHostname, reservedIP)
+		bootImage, b.cmdline("{{.Server}}", payloadPath), vmMAC, vmHostname, reservedIP, b.anticipate)
 }
 
 // bootyardBoot runs one boot against bootyard and checks every phase.
@@ -292,13 +311,15 @@ func bootyardBoot(t *testing.T, b *bootRun, c bootContent, mode string, fw firmw
 			b.fail("guest DHCP", fmt.Errorf("bootyard in proxy mode granted a lease: %s", l.text))
 		}
 	}
-	// bootyard's own account of the FTP phases.
+	// bootyard's own account of the FTP phases. The guest may report its
+	// upload done (and power off) a moment before the log watcher has read
+	// bootyard's line for it, so wait briefly rather than look once.
 	for _, l := range []jsonLine{
 		{"svc": "ftp", "msg": "download", "path": "/" + payloadPath, "bytes": fmt.Sprint(payloadSize), "ok": "true"},
 		{"svc": "ftp", "msg": "upload", "path": "/" + b.uploadName(), "ok": "true"},
 	} {
-		if _, ok := b.server.find(l); !ok {
-			b.fail("FTP log", fmt.Errorf("bootyard logged no %s", l))
+		if _, err := b.server.wait(l, scaled(10*time.Second), nil); err != nil {
+			b.fail("FTP log", fmt.Errorf("bootyard logged no %s: %w", l, err))
 		}
 	}
 	// Anonymous uploads are stored 0600 (DESIGN.md).

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,9 +50,10 @@ type lossyRun struct {
 	loss       float64 // -1: direct, no relay
 	timeout    time.Duration
 	wall       time.Duration
-	exitOK     bool // the client said it succeeded (exit status, and tftp-hpa's output)
-	intact     bool // the file arrived with the right sha256
-	killed     bool // the client was still running at maxTime and was killed
+	exitOK     bool  // the client said it succeeded (exit status, and tftp-hpa's output)
+	intact     bool  // the file arrived with the right sha256
+	killed     bool  // the client was still running at maxTime and was killed
+	got        int64 // bytes in the local file afterwards
 	dropped    int64
 	forwarded  int64
 	out        string
@@ -64,7 +66,7 @@ func (r lossyRun) verdict() string {
 	case r.exitOK:
 		return "CORRUPT"
 	case r.killed:
-		return "hung (killed)"
+		return fmt.Sprintf("unfinished (%d KiB)", r.got>>10)
 	default:
 		return "failed"
 	}
@@ -91,7 +93,7 @@ func fetchTimed(t *testing.T, client string, addr *net.UDPAddr, remote, wantSum 
 		t.Fatalf("%s: cannot run: %v", client, err)
 	}
 	if b, err := os.ReadFile(local); err == nil {
-		r.intact = sum(b) == wantSum
+		r.intact, r.got = sum(b) == wantSum, int64(len(b))
 	}
 	return r
 }
@@ -122,7 +124,9 @@ func TestAnticipateLossy(t *testing.T) {
 	losses := []float64{-1, 0, 0.01}
 	windows := []int{0, 8}
 	maxTime := 30 * time.Second
+	repeats := 1 // of clean runs; the median is kept
 	if full {
+		repeats = 5
 		size = 8 << 20
 		losses = []float64{-1, 0, 0.01, 0.05}
 		windows = []int{0, 8, 16}
@@ -178,6 +182,19 @@ func TestAnticipateLossy(t *testing.T) {
 					addr = relay.Addr()
 				}
 				r := fetchTimed(t, client, addr, "big.bin", wantSum, maxTime)
+				if !lossy && repeats > 1 {
+					walls := []time.Duration{r.wall}
+					for range repeats - 1 {
+						again := fetchTimed(t, client, addr, "big.bin", wantSum, maxTime)
+						if !again.exitOK || !again.intact {
+							r = again
+							break
+						}
+						walls = append(walls, again.wall)
+					}
+					slices.Sort(walls)
+					r.wall = walls[len(walls)/2]
+				}
 				r.anticipate, r.loss, r.timeout = w, loss, k.timeout
 				if relay != nil {
 					// Let the client's last ACK through before the relay goes.
@@ -193,6 +210,8 @@ func TestAnticipateLossy(t *testing.T) {
 				switch {
 				case r.exitOK && !r.intact:
 					t.Errorf("%s, anticipate %d, loss %s: client reported success but the file is wrong", client, w, lossName(loss))
+				case r.killed && w == 0 && full:
+					// Measured, not asserted: lock-step too slow for maxTime.
 				case !r.exitOK && (w == 0 || !lossy):
 					t.Errorf("%s, anticipate %d, loss %s: %s", client, w, lossName(loss), r.verdict())
 				case !r.exitOK && r.dropped == 0:
@@ -217,12 +236,22 @@ func lossName(loss float64) string {
 	return fmt.Sprintf("%g%%", loss*100)
 }
 
-// lossyTable renders runs as a Markdown table.
+// lossyTable renders runs as a Markdown table. "stall/drop" is the time a
+// lossy run took over the same client and window on the clean relay,
+// divided by the packets dropped, in server timeouts.
 func lossyTable(runs []lossyRun) string {
 	var b strings.Builder
-	b.WriteString("| client | anticipate | loss | server timeout | result | wall s | dropped/forwarded |\n|---|---|---|---|---|---|---|\n")
+	b.WriteString("| client | anticipate | loss | server timeout | result | wall s | dropped/forwarded | stall/drop |\n|---|---|---|---|---|---|---|---|\n")
 	for _, r := range runs {
-		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %.2f | %d/%d |\n", r.client, r.anticipate, lossName(r.loss), r.timeout, r.verdict(), r.wall.Seconds(), r.dropped, r.forwarded)
+		stall := ""
+		if r.loss > 0 && r.dropped > 0 && r.exitOK {
+			for _, c := range runs {
+				if c.client == r.client && c.anticipate == r.anticipate && c.loss == 0 {
+					stall = fmt.Sprintf("%.1f", (r.wall-c.wall).Seconds()/float64(r.dropped)/r.timeout.Seconds())
+				}
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %.2f | %d/%d | %s |\n", r.client, r.anticipate, lossName(r.loss), r.timeout, r.verdict(), r.wall.Seconds(), r.dropped, r.forwarded, stall)
 	}
 	return b.String()
 }

@@ -116,7 +116,12 @@ type dhcpResults struct {
 
 func (e *env) benchDHCP(ctx context.Context, names []string) *dhcpResults {
 	r := &dhcpResults{servers: names, versions: map[string]string{}, passes: map[string][]*dhcpPass{}}
+	soft := time.Now().Add(budgetDHCP)
 	for round := range e.DHCPRounds {
+		if round > 0 && time.Now().After(soft) {
+			r.skipped = append(r.skipped, fmt.Sprintf("DHCP: %d of %d passes, the section's time budget (%v) ran out", round, e.DHCPRounds, budgetDHCP))
+			break
+		}
 		for _, name := range rotate(names, round) {
 			if ctx.Err() != nil {
 				r.skipped = append(r.skipped, "DHCP passes cut short: the time budget ran out")

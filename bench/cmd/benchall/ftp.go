@@ -81,7 +81,12 @@ func (e *env) benchFTP(ctx context.Context, servers []*server) *ftpResults {
 	}
 	upSrc := filepath.Join(e.Work, "data", fileUp)
 	seq := 0
+	soft := time.Now().Add(budgetFTP)
 	for round := range e.FTPRounds {
+		if round > 0 && time.Now().After(soft) {
+			r.skipped = append(r.skipped, fmt.Sprintf("FTP: %d of %d rounds, the section's time budget (%v) ran out", round, e.FTPRounds, budgetFTP))
+			break
+		}
 		for _, t := range ftpTests {
 			if t.conc > 1 && round >= e.FTPConcRounds {
 				continue

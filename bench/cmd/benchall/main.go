@@ -257,6 +257,7 @@ func runInner(state string) int {
 		logf("benchall: %v", err)
 		return 1
 	}
+	t0 = e.Started // one clock for both processes' log lines
 	e.cert = filepath.Join(e.Work, "data", "cert.pem")
 	e.key = filepath.Join(e.Work, "data", "key.pem")
 	sig, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -147,12 +147,12 @@ func (e *env) report(res *results) string {
 	w("| bootyard | %s | `bootyard serve --config <generated>` (allow_root, user \"\") |\n", by)
 	w("| tftpd-hpa | %s | `in.tftpd -L -s -u nobody -a IP:69 ROOT` |\n", e.peerVersion("tftpd-hpa"))
 	w("| atftpd | %s | `atftpd --daemon --no-fork --maxthread 1000 ROOT` |\n", e.peerVersion("atftpd"))
-	w("| dnsmasq | %s | TFTP: `--enable-tftp --tftp-max=1000`; DHCP: `--no-ping --quiet-dhcp --dhcp-lease-max=100000` |\n", installedVersion("dnsmasq-base"))
+	w("| dnsmasq | %s | TFTP: `--enable-tftp --tftp-max=1000 --edns-packet-max=9000`; DHCP: `--no-ping --quiet-dhcp --dhcp-lease-max=100000` |\n", installedVersion("dnsmasq-base"))
 	w("| vsftpd | %s | standalone, anonymous read + upload, `ssl_enable=YES` (sandbox/isolation off: namespaces) |\n", e.peerVersion("vsftpd"))
 	w("| proftpd | %s | standalone, `<Anonymous>` read + upload, mod_tls |\n", e.peerVersion("proftpd-core"))
 	w("| Kea DHCPv4 | %s | memfile (persisted CSV), UDP sockets, defaults otherwise |\n", e.peerVersion("kea-dhcp4-server"))
 	w("| perfdhcp | %s | `perfdhcp -4 -r RATE -R 10000 -p %s`, as a relay |\n", installedVersion("kea-admin"), e.DHCPStep)
-	w("| curl | %s | FTP client (`--ssl-reqd -k` for FTPS) |\n\n", cmdOut("curl", "--version"))
+	w("| curl | %s | FTP client (`--ssl-reqd -k` for FTPS) |\n\n", strings.Join(strings.Fields(cmdOut("curl", "--version"))[:min(2, len(strings.Fields(cmdOut("curl", "--version"))))], " "))
 
 	// --- TFTP single ---
 	if t := res.tftp; t != nil && len(t.servers) > 0 {

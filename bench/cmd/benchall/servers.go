@@ -165,8 +165,11 @@ func (e *env) startTFTPPeer(name string) (*server, error) {
 	case "dnsmasq":
 		ip, version = ipDnsmasq, installedVersion("dnsmasq-base")
 		// TFTP only (--port=0: no DNS); --tftp-max 1000: the default of 50
-		// would refuse the storm.
+		// would refuse the storm; --edns-packet-max 9000: dnsmasq caps the
+		// TFTP blksize at its packet buffer, sized from this DNS setting
+		// (2263 bytes by default).
 		argv = []string{"dnsmasq", "-k", "--conf-file=/dev/null", "--port=0", "--enable-tftp", "--tftp-root=" + root,
+			"--edns-packet-max=9000",
 			"--listen-address=" + ip, "--bind-interfaces", "--user=nobody", "--group=nogroup",
 			"--tftp-max=1000", "--pid-file=" + e.runDir(name, "dnsmasq.pid"), "--log-facility=" + e.runDir(name, "dnsmasq.syslog")}
 	default:
