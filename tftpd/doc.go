@@ -38,6 +38,14 @@
 // and always end in ReadFrom/WriteTo or an error (a handler that returns
 // nil without them leaks a socket in pin/tftp); panics are recovered.
 //
+// Per-block path: for each block pin/tftp does one sendto, one recvfrom
+// (plus an epoll wait when the ACK is not there yet), one read-deadline
+// update and three small allocations (the ACK's *net.UDPAddr and its IP,
+// and the parsed packet); bootyard adds a copy out of a read-ahead buffer
+// sized to the file (at most 64 KiB: one read(2) per 44 blocks of 1468).
+// In single-port mode pin/tftp allocates a buffer of its blksize cap per
+// packet, so that cap ignores loopback's 64 KiB MTU (see singlePortBlock).
+//
 // Amplification: a silent peer makes pin/tftp retransmit its first packet
 // retries+1 times. The per-client rate limit and concurrency cap bound what a
 // spoofed RRQ flood reflects; tests measure about 1.4 bytes out per byte in
@@ -52,9 +60,14 @@
 // the last block of the window (and restarts from the block after any ACK
 // in the window), the option in the OACK, and a rollover-safe block window;
 // the receiver side would ACK every windowsize blocks. Its experimental
-// send-ahead (tftp.anticipate) is a different thing: unnegotiated, and a
-// loss inside a window stalls a lock-step client for its whole timeout, so
-// it stays off by default. Transfer sockets bind the wildcard address (the
+// send-ahead (tftp.anticipate) is a different thing: unnegotiated, it
+// sends a window and then waits for the window's ACKs in order, and after a
+// timeout resends the window and waits from its first block again. Lock-step
+// clients never ACK those older blocks again, so one lost ACK, or one lost
+// DATA packet past a window's second slot, fails the transfer when the
+// retransmission schedule runs out (measured with curl, tftp-hpa and atftp
+// through a lossy relay: TestAnticipateOneLoss, TestAnticipateLossy). It
+// stays off by default. Transfer sockets bind the wildcard address (the
 // gate hides the request's destination from pin/tftp), so on a host with
 // several addresses in one subnet the kernel's preferred source address
 // answers; single_port mode sends everything from the listening socket. A

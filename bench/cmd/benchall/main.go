@@ -235,15 +235,15 @@ func (e *env) want(section string) bool {
 
 // results gathers every section for the report.
 type results struct {
-	tftp      *tftpResults
-	ftp       *ftpResults
-	dhcp      *dhcpResults
-	idleKB    int64
-	idleHWMKB int64
-	versions  map[string]string
-	skipped   []string
-	bootLog   string
-	finished  time.Time
+	tftp       *tftpResults
+	ftp        *ftpResults
+	dhcp       *dhcpResults
+	idleKB     int64
+	idleHWMKB  int64
+	versions   map[string]string
+	skipped    []string
+	tftpSource string // what checkTFTPSource found, "" when right
+	finished   time.Time
 }
 
 func runInner(state string) int {
@@ -271,6 +271,12 @@ func runInner(state string) int {
 		res.skipped = append(res.skipped, "bootyard was not measured: "+e.BootyardErr)
 	}
 	var by *server
+	if e.Bootyard != "" && e.BootyardErr == "" && e.want("tftp") {
+		if msg := e.checkTFTPSource(); msg != "" {
+			res.tftpSource = msg
+			logf("bootyard TFTP source address: %s", msg)
+		}
+	}
 	if e.Bootyard != "" && e.BootyardErr == "" && (e.want("tftp") || e.want("ftp")) {
 		by, err = e.startBootyard()
 		if err != nil {
@@ -334,13 +340,12 @@ func runInner(state string) int {
 		if by.p.exited() {
 			res.skipped = append(res.skipped, "bootyard (TFTP+FTP) exited during the run: "+by.p.logTail(10))
 		}
-		res.bootLog = by.p.log
 		by.p.stop()
 	}
 	if e.want("dhcp") && ctx.Err() == nil {
 		names := []string{"kea", "dnsmasq"}
 		if e.Bootyard != "" && e.BootyardErr == "" {
-			names = append([]string{"bootyard"}, names...)
+			names = append([]string{"bootyard", bootyardTuned}, names...)
 		}
 		res.dhcp = e.benchDHCP(ctx, names)
 		res.skipped = append(res.skipped, res.dhcp.skipped...)

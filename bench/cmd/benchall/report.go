@@ -196,6 +196,9 @@ func (e *env) report(res *results) string {
 		for _, n := range notes {
 			w("\n- %s", n)
 		}
+		if res.tftpSource != "" {
+			w("\n- bootyard's TFTP listens on %s here, the peers on 127.0.0.3–5: %s. On loopback %s is the route's preferred source, so\n  replies from there are accepted.", ipBootyardTFTP, res.tftpSource, ipBootyardTFTP)
+		}
 		w("\n\n")
 
 		// --- storm ---
@@ -363,16 +366,20 @@ func (e *env) report(res *results) string {
 			w("| %s | %s | %s | %s | %s | %s | %s | %.2f | %s |\n", name, rate, ach, do, ra, fail, strings.Join(all, ", "),
 				best.cpu.Seconds(), mib(best.peakKB))
 		}
-		if by, ok := bestRate["bootyard"]; ok {
+		for _, bn := range []string{"bootyard", bootyardTuned} {
+			by, ok := bestRate[bn]
+			if !ok {
+				continue
+			}
 			for _, peer := range []string{"kea", "dnsmasq"} {
 				if pr := bestRate[peer]; pr > 0 {
 					r := float64(by) / float64(pr)
-					low.add("DHCP zero-drop rate vs "+peer, r)
-					w("\nbootyard ÷ %s (zero-drop rate): %s", peer, ratio(r))
+					low.add(fmt.Sprintf("DHCP zero-drop rate, %s vs %s", bn, peer), r)
+					w("\n%s ÷ %s (zero-drop rate): %s  ", bn, peer, ratio(r))
 				}
 			}
-			w("\n")
 		}
+		w("\n\n`%s` is bootyard with `[dhcp] workers = 256` (default 16); everything else as `bootyard`.\n", bootyardTuned)
 		for _, n := range dnotes {
 			w("\n- %s", n)
 		}
