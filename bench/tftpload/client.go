@@ -82,6 +82,7 @@ type ServerError struct {
 	Msg string
 }
 
+// Error implements error.
 func (e *ServerError) Error() string {
 	return fmt.Sprintf("tftpload: server error %d: %s", e.Code, e.Msg)
 }
