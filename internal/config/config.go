@@ -196,11 +196,17 @@ func decodeError(file, text string, err error) Error {
 	if errors.As(err, &pe) {
 		line := pe.Position.Line
 		msg := pe.Message
-		// The lexer reports a construct left open at the end of a line
-		// (an unterminated string or array, a missing value) at the start
-		// of the next line; name the line where the construct is.
-		if pe.Position.Col <= 1 && line > 1 && openConstruct(pe.Message) {
-			line = prevContentLine(text, line)
+		// The lexer reports a construct left open at the end of a line (an
+		// unterminated array, table name or string, a missing value) where
+		// it notices: at the start of the next line. Name the line where
+		// the construct is: the line of the last key when it lies above,
+		// else the previous non-blank line.
+		if line > 1 && atLineStart(text, pe.Position.Start) {
+			if kl := keyLineAbove(text, pe.LastKey, line); kl > 0 {
+				line = kl
+			} else {
+				line = prevContentLine(text, line)
+			}
 		}
 		key := pe.LastKey
 		if key != "" {
@@ -215,14 +221,34 @@ func decodeError(file, text string, err error) Error {
 	return Error{File: file, Msg: cleanMsg(strings.TrimPrefix(err.Error(), "toml: "))}
 }
 
-func openConstruct(msg string) bool {
-	m := strings.ToLower(msg)
-	for _, s := range []string{"newline", "eof", "unexpected end", "expected value", "strings cannot contain", "unclosed", "unterminated"} {
-		if strings.Contains(m, s) {
-			return true
+// atLineStart reports whether byte offset off is the first byte of a line
+// or a newline (the decoder counts a newline as part of the next line).
+func atLineStart(text string, off int) bool {
+	if off < 0 || off > len(text) {
+		return false
+	}
+	return off == 0 || off == len(text) || text[off] == '\n' || text[off-1] == '\n'
+}
+
+// keyLineAbove finds the line, at or above line, that sets the last segment
+// of key ("allow" for "tftp.allow"), or 0. It does not look past the header
+// of the table the key lives in.
+func keyLineAbove(text, key string, line int) int {
+	if key == "" {
+		return 0
+	}
+	seg := key[strings.LastIndex(key, ".")+1:]
+	lines := strings.Split(text, "\n")
+	for l := min(line, len(lines)); l >= 1; l-- {
+		t := strings.TrimSpace(lines[l-1])
+		if rest, ok := strings.CutPrefix(t, seg); ok && strings.HasPrefix(strings.TrimSpace(rest), "=") {
+			return l
+		}
+		if strings.HasPrefix(t, "[") && l < line {
+			return 0 // the key's table ends here: the key is not above
 		}
 	}
-	return false
+	return 0
 }
 
 func prevContentLine(text string, line int) int {
