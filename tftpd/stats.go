@@ -8,6 +8,7 @@ type counter = atomic.Uint64
 // counters are the server's running totals.
 type counters struct {
 	requests, reads, writes, completed, failed counter
+	unacknowledged                             counter
 	bytesSent, bytesReceived                   counter
 	malformed, notAllowed, rateLimited, busy   counter
 	denied, notFound, exists, tooLarge         counter
@@ -25,6 +26,10 @@ type Stats struct {
 	// Completed and Failed count finished transfers by outcome (refusals
 	// by the handler, such as file not found, count as Failed too).
 	Completed, Failed uint64
+	// Unacknowledged counts reads whose every byte was sent but whose
+	// final ACK never came: the client may well have the file (a lost last
+	// ACK looks the same), so they count neither as Completed nor Failed.
+	Unacknowledged uint64
 	// Rendered and Images count reads served by the Renderer and from the
 	// images store.
 	Rendered, Images uint64
@@ -68,27 +73,28 @@ type Stats struct {
 func (s *Server) Stats() Stats {
 	c := &s.c
 	return Stats{
-		Requests:      c.requests.Load(),
-		Reads:         c.reads.Load(),
-		Writes:        c.writes.Load(),
-		Completed:     c.completed.Load(),
-		Failed:        c.failed.Load(),
-		Rendered:      c.rendered.Load(),
-		Images:        c.images.Load(),
-		BytesSent:     c.bytesSent.Load(),
-		BytesReceived: c.bytesReceived.Load(),
-		Active:        s.conc.Active(),
-		Malformed:     c.malformed.Load(),
-		NotAllowed:    c.notAllowed.Load(),
-		RateLimited:   c.rateLimited.Load(),
-		Busy:          c.busy.Load(),
-		Denied:        c.denied.Load(),
-		NotFound:      c.notFound.Load(),
-		Exists:        c.exists.Load(),
-		TooLarge:      c.tooLarge.Load(),
-		ErrorReplies:  c.refused.Load(),
-		RenderErrors:  c.renderErrors.Load(),
-		Panics:        c.panics.Load(),
-		ReadErrors:    c.readErrors.Load(),
+		Requests:       c.requests.Load(),
+		Reads:          c.reads.Load(),
+		Writes:         c.writes.Load(),
+		Completed:      c.completed.Load(),
+		Failed:         c.failed.Load(),
+		Unacknowledged: c.unacknowledged.Load(),
+		Rendered:       c.rendered.Load(),
+		Images:         c.images.Load(),
+		BytesSent:      c.bytesSent.Load(),
+		BytesReceived:  c.bytesReceived.Load(),
+		Active:         s.conc.Active(),
+		Malformed:      c.malformed.Load(),
+		NotAllowed:     c.notAllowed.Load(),
+		RateLimited:    c.rateLimited.Load(),
+		Busy:           c.busy.Load(),
+		Denied:         c.denied.Load(),
+		NotFound:       c.notFound.Load(),
+		Exists:         c.exists.Load(),
+		TooLarge:       c.tooLarge.Load(),
+		ErrorReplies:   c.refused.Load(),
+		RenderErrors:   c.renderErrors.Load(),
+		Panics:         c.panics.Load(),
+		ReadErrors:     c.readErrors.Load(),
 	}
 }

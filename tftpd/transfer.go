@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/pin/tftp/v3"
@@ -43,6 +44,7 @@ type transfer struct {
 	source    string // "file", "rendered", "images", "upload"
 	blksize   int
 	bytes     int64
+	size      int64 // size of the file being read; -1 when unknown
 	start     time.Time
 	outcome   string // "ok", "not_found", "denied", "busy", ... , "failed"
 	cause     error
@@ -51,7 +53,7 @@ type transfer struct {
 
 // begin starts the record of a transfer.
 func (s *Server) begin(op, filename string, peer any) *transfer {
-	t := &transfer{op: op, requested: filename, start: time.Now(), blksize: 512}
+	t := &transfer{op: op, requested: filename, start: time.Now(), blksize: 512, size: -1}
 	if p, ok := peer.(interface{ RemoteAddr() net.UDPAddr }); ok {
 		ra := p.RemoteAddr()
 		t.client = ra.AddrPort()
@@ -90,9 +92,12 @@ func (s *Server) finish(t *transfer) {
 			t.outcome = "failed"
 		}
 	}
-	if t.outcome == "ok" {
+	switch t.outcome {
+	case "ok":
 		s.c.completed.Add(1)
-	} else {
+	case "unacknowledged":
+		s.c.unacknowledged.Add(1)
+	default:
 		s.c.failed.Add(1)
 	}
 	switch t.op {
@@ -173,8 +178,9 @@ func (s *Server) serveRead(t *transfer, rf io.ReaderFrom) error {
 		if ok {
 			t.source = "rendered"
 			s.c.rendered.Add(1)
+			t.size = int64(len(data))
 			if ot != nil {
-				ot.SetSize(int64(len(data)))
+				ot.SetSize(t.size)
 			}
 			return s.send(t, rf, bytes.NewReader(data))
 		}
@@ -216,6 +222,7 @@ func (s *Server) serveRead(t *transfer, rf io.ReaderFrom) error {
 		return errAccess
 	}
 	defer f.Close()
+	t.size = size
 	if ot != nil {
 		ot.SetSize(size)
 	}
@@ -250,9 +257,21 @@ func (s *Server) send(t *transfer, rf io.ReaderFrom, r io.Reader) error {
 	if err != nil {
 		// pin/tftp has told the client (or the client told us).
 		t.cause = err
+		if n == t.size && isTimeout(err) {
+			// Every block went out and only the last ACK is missing: the
+			// client may have the whole file (a lost final ACK looks the
+			// same), so this is not logged as a failure.
+			t.outcome = "unacknowledged"
+		}
 		return nil
 	}
 	return nil
+}
+
+// isTimeout reports whether err is a read deadline running out.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // stopReader fails reads once Close was called, so a forced stop ends
