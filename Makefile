@@ -62,6 +62,12 @@ e2e:
 	@$(MAKE) --no-print-directory deps TEST_DEBS="$(E2E_DEBS)"
 	$(GO) test -tags e2e -count=1 -v -timeout 20m ./e2e/
 
+# bench measures bootyard side by side with tftpd-hpa, atftpd, dnsmasq,
+# vsftpd, proftpd and Kea (installed from Debian into a scratch directory)
+# and writes bench/RESULTS.md. Not part of make test; needs root.
+bench:
+	$(GO) run ./bench/cmd/benchall -out bench/RESULTS.md
+
 # fuzz runs every fuzz target briefly (FUZZTIME each).
 FUZZTIME ?= 10s
 fuzz:
