@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // perfdhcp 2.2.0's report for a run with drops (trimmed to what is parsed).
@@ -146,5 +147,38 @@ func TestCPUTicksAndStatus(t *testing.T) {
 	}
 	if _, err := cpuTicks(-1); err == nil {
 		t.Error("no error for a process that does not exist")
+	}
+}
+
+func TestPairedRatio(t *testing.T) {
+	by := map[int]float64{0: 10, 1: 20, 2: 30}
+	peers := []map[int]float64{{0: 5, 1: 40}, {0: 8}} // round 2: no peer, skipped
+	if got := pairedRatio(by, peers, true); got != (1.25+0.5)/2 {
+		t.Errorf("higher is better: got %v, want %v", got, (1.25+0.5)/2)
+	}
+	// Times: the best peer is the fastest; 5/10 and 40/20.
+	if got := pairedRatio(by, peers, false); got != (0.5+2)/2 {
+		t.Errorf("lower is better: got %v, want %v", got, (0.5+2)/2)
+	}
+	if got := pairedRatio(map[int]float64{}, peers, true); got != 0 {
+		t.Errorf("no bootyard rounds: got %v", got)
+	}
+}
+
+func TestRoundClock(t *testing.T) {
+	c := newRoundClock(time.Hour)
+	for round := range 3 {
+		if !c.next(round) {
+			t.Fatalf("round %d refused within an hour's budget", round)
+		}
+	}
+	c = newRoundClock(50 * time.Millisecond)
+	if !c.next(0) {
+		t.Fatal("the first round must always run")
+	}
+	time.Sleep(30 * time.Millisecond)
+	// 30 ms gone plus another 30 ms round would exceed 50 ms.
+	if c.next(1) {
+		t.Error("a round that cannot fit was allowed")
 	}
 }

@@ -108,6 +108,7 @@ type dhcpPass struct {
 }
 
 type dhcpResults struct {
+	rounds   int // passes actually run
 	servers  []string
 	versions map[string]string
 	passes   map[string][]*dhcpPass
@@ -116,12 +117,14 @@ type dhcpResults struct {
 
 func (e *env) benchDHCP(ctx context.Context, names []string) *dhcpResults {
 	r := &dhcpResults{servers: names, versions: map[string]string{}, passes: map[string][]*dhcpPass{}}
-	soft := time.Now().Add(budgetDHCP)
+	budget := e.sectionBudget(budgetDHCP, reserveAfterDHCP)
+	clock := newRoundClock(budget)
 	for round := range e.DHCPRounds {
-		if round > 0 && time.Now().After(soft) {
-			r.skipped = append(r.skipped, fmt.Sprintf("DHCP: %d of %d passes, the section's time budget (%v) ran out", round, e.DHCPRounds, budgetDHCP))
+		if !clock.next(round) {
+			r.skipped = append(r.skipped, fmt.Sprintf("DHCP: %d of %d passes, the section's time budget (%v) ran out", round, e.DHCPRounds, budget.Round(time.Second)))
 			break
 		}
+		r.rounds = round + 1
 		for _, name := range rotate(names, round) {
 			if ctx.Err() != nil {
 				r.skipped = append(r.skipped, "DHCP passes cut short: the time budget ran out")

@@ -31,6 +31,7 @@ var ftpTests = []ftpTest{
 }
 
 type ftpCell struct {
+	byRound  map[int]float64
 	mbps     []float64
 	cpu      []time.Duration
 	cpuPerGB []float64 // server CPU seconds per GB moved
@@ -40,6 +41,7 @@ type ftpCell struct {
 }
 
 type ftpResults struct {
+	rounds  int // rounds actually run
 	servers []*server
 	cells   map[string]map[string]*ftpCell // test -> server
 	skipped []string
@@ -76,17 +78,19 @@ func (e *env) benchFTP(ctx context.Context, servers []*server) *ftpResults {
 	for _, t := range ftpTests {
 		r.cells[t.key] = map[string]*ftpCell{}
 		for _, s := range servers {
-			r.cells[t.key][s.name] = &ftpCell{}
+			r.cells[t.key][s.name] = &ftpCell{byRound: map[int]float64{}}
 		}
 	}
 	upSrc := filepath.Join(e.Work, "data", fileUp)
 	seq := 0
-	soft := time.Now().Add(budgetFTP)
+	budget := e.sectionBudget(budgetFTP, reserveAfterFTP)
+	clock := newRoundClock(budget)
 	for round := range e.FTPRounds {
-		if round > 0 && time.Now().After(soft) {
-			r.skipped = append(r.skipped, fmt.Sprintf("FTP: %d of %d rounds, the section's time budget (%v) ran out", round, e.FTPRounds, budgetFTP))
+		if !clock.next(round) {
+			r.skipped = append(r.skipped, fmt.Sprintf("FTP: %d of %d rounds, the section's time budget (%v) ran out", round, e.FTPRounds, budget.Round(time.Second)))
 			break
 		}
+		r.rounds = round + 1
 		for _, t := range ftpTests {
 			if t.conc > 1 && round >= e.FTPConcRounds {
 				continue
@@ -157,6 +161,9 @@ func (e *env) benchFTP(ctx context.Context, servers []*server) *ftpResults {
 				if moved > 0 && secs > 0 && (t.conc > 1 || firstErr == nil) {
 					mbps := float64(moved) / secs / 1e6
 					cell.mbps = append(cell.mbps, mbps)
+					if fails == 0 {
+						cell.byRound[round] = mbps
+					}
 					cell.cpu = append(cell.cpu, u.CPU)
 					cell.cpuPerGB = append(cell.cpuPerGB, u.CPU.Seconds()/(float64(moved)/1e9))
 					cell.peakKB = append(cell.peakKB, max(u.PeakTree, u.HWM))

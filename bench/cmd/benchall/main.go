@@ -345,7 +345,7 @@ func runInner(state string) int {
 	if e.want("dhcp") && ctx.Err() == nil {
 		names := []string{"kea", "dnsmasq"}
 		if e.Bootyard != "" && e.BootyardErr == "" {
-			names = append([]string{"bootyard", bootyardTuned}, names...)
+			names = append([]string{"bootyard"}, names...)
 		}
 		res.dhcp = e.benchDHCP(ctx, names)
 		res.skipped = append(res.skipped, res.dhcp.skipped...)

@@ -10,9 +10,10 @@ import (
 
 // checkTFTPSource starts a bootyard with TFTP alone on 127.0.0.8, sends
 // one read request and reports the address the first reply came from: a
-// TFTP server must answer from the address the request went to (clients,
-// PXE ROMs included, drop packets from any other). It returns "" when the
-// reply's source is right.
+// TFTP server should answer from the address the request went to
+// (tftpd-hpa and pin/tftp itself take care to), or clients that check the
+// source address, and stateful firewalls, drop the replies. It returns ""
+// when the reply's source is right.
 func (e *env) checkTFTPSource() string {
 	const ip = "127.0.0.8"
 	base := e.runDir("bootyard-srccheck")
@@ -62,7 +63,7 @@ dir = %q
 		return fmt.Sprintf("a read request to %s:69 drew no reply in 3 s (%v)", ip, err)
 	}
 	if !from.IP.Equal(net.ParseIP(ip)) {
-		return fmt.Sprintf("a read request sent to %s:69 was answered from %s (a client that checks the source, as curl, tftp-hpa and PXE ROMs do, ignores it)", ip, from)
+		return fmt.Sprintf("a read request sent to %s:69 was answered from %s (clients that check the reply's source address, as bench/tftpload does, and stateful firewalls drop such replies; curl, tftp-hpa and atftp accept them)", ip, from)
 	}
 	return ""
 }
