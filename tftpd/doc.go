@@ -70,7 +70,8 @@
 // stays off by default. Transfer sockets bind the wildcard address (the
 // gate hides the request's destination from pin/tftp), so on a host with
 // several addresses in one subnet the kernel's preferred source address
-// answers; single_port mode sends everything from the listening socket. A
+// answers; in single_port mode the gate sends every reply from the address
+// the client's packets arrived on (IP_PKTINFO), wildcard listen included. A
 // WRQ accepts DATA from any port of the client's address (pin/tftp does not
 // pin the transfer ID there). Errors found by the handlers (file not found,
 // symlink out of the root, special files) reach the client as code 1 with a

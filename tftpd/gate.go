@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
 
 	"github.com/bootyard/bootyard/internal/limit"
 )
@@ -38,6 +39,65 @@ type gate struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
+
+	// In single-port mode every reply goes out through WriteTo. locals
+	// remembers, per client address and port, the local address its
+	// packets arrived on, so replies leave from that address (as the
+	// client expects) rather than from the kernel's preferred source of a
+	// wildcard socket.
+	localsMu sync.Mutex
+	locals   map[netip.AddrPort]localEntry
+}
+
+type localEntry struct {
+	addr netip.Addr
+	at   time.Time
+}
+
+// localsMax bounds the remembered client addresses; past it, entries idle
+// for localsIdle are swept.
+const (
+	localsMax  = 4096
+	localsIdle = 2 * time.Minute
+)
+
+// remember records that packets from src arrive on local address dst.
+func (g *gate) remember(src *net.UDPAddr, dst netip.Addr) {
+	if !dst.IsValid() {
+		return
+	}
+	key := clientKey(src)
+	now := time.Now()
+	g.localsMu.Lock()
+	defer g.localsMu.Unlock()
+	if g.locals == nil {
+		g.locals = map[netip.AddrPort]localEntry{}
+	}
+	if e, ok := g.locals[key]; ok && e.addr == dst && now.Sub(e.at) < time.Second {
+		return // refreshed recently: keep the per-packet cost to a lookup
+	}
+	if len(g.locals) >= localsMax {
+		for k, e := range g.locals {
+			if now.Sub(e.at) > localsIdle {
+				delete(g.locals, k)
+			}
+		}
+	}
+	g.locals[key] = localEntry{addr: dst, at: now}
+}
+
+// localFor returns the local address packets from to arrived on, if known.
+func (g *gate) localFor(to *net.UDPAddr) netip.Addr {
+	g.localsMu.Lock()
+	defer g.localsMu.Unlock()
+	return g.locals[clientKey(to)].addr
+}
+
+// clientKey is a client's address and port with IPv4-mapped addresses
+// unmapped, so the same client has one key whatever form the socket gave.
+func clientKey(a *net.UDPAddr) netip.AddrPort {
+	ap := a.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 type mtuEntry struct {
@@ -117,6 +177,9 @@ func (g *gate) ReadFrom(p []byte) (int, net.Addr, error) {
 			return 0, nil, err
 		}
 		if m, ok := g.inspect(g.buf[:n], src, dst, ifIndex, p); ok {
+			if g.s.boot.SinglePort {
+				g.remember(src, dst)
+			}
 			return m, src, nil
 		}
 	}
@@ -146,6 +209,13 @@ func (g *gate) reply(to *net.UDPAddr, from netip.Addr, b []byte) {
 		_, err = g.p4.WriteTo(b, &ipv4.ControlMessage{Src: from.AsSlice()}, to)
 	case g.p6 != nil && from.IsValid() && from.Is6():
 		_, err = g.p6.WriteTo(b, &ipv6.ControlMessage{Src: from.AsSlice()}, to)
+	case g.p6 != nil && from.IsValid():
+		// A dual-stack socket (wildcard listen) takes an IPv4 source as
+		// its v4-mapped form in IPV6_PKTINFO, and Linux applies it to the
+		// IPv4 packet; x/net/ipv6 will not marshal a v4-mapped source, so
+		// build the control message with x/sys.
+		oob := unix.PktInfo6(&unix.Inet6Pktinfo{Addr: netip.AddrFrom16(from.As16()).As16()})
+		_, _, err = g.conn.WriteMsgUDP(b, oob, to)
 	default:
 		_, err = g.conn.WriteToUDP(b, to)
 	}
@@ -318,8 +388,15 @@ func (g *gate) Close() error {
 }
 
 // WriteTo sends b to addr (single-port mode sends all transfer traffic
-// through the listening socket).
+// through the listening socket), from the local address the client's
+// packets arrived on.
 func (g *gate) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if to, ok := addr.(*net.UDPAddr); ok {
+		if from := g.localFor(to); from.IsValid() {
+			g.reply(to, from, b)
+			return len(b), nil
+		}
+	}
 	return g.conn.WriteTo(b, addr)
 }
 
