@@ -152,6 +152,10 @@ func (d *Demo) PrintSummary(w io.Writer, addrs map[string]net.Addr) {
 		fmt.Fprintf(w, "  %-5s %s\n", n, addrs[n])
 	}
 	dashed := "52-54-00-12-34-56"
+	exe, err := os.Executable()
+	if err != nil {
+		exe = "bootyard"
+	}
 	fmt.Fprintf(w, `
 Try it (in another terminal):
   curl -s tftp://127.0.0.1:%[1]d/hello.txt
@@ -161,8 +165,9 @@ Try it (in another terminal):
   curl -s ftp://127.0.0.1:%[2]d/preseed/demo01.cfg              # rendered answer file
   echo hello | curl -sT - ftp://127.0.0.1:%[2]d/incoming/hello.log  # anonymous drop box (write-only)
   curl -sk --ssl-reqd ftp://127.0.0.1:%[2]d/README.txt          # explicit FTPS (self-signed)
-  bootyard profiles match --config %[4]s --mac %[5]s --user-class iPXE
+  %[6]s profiles match --config %[4]s --mac %[5]s --user-class iPXE
+  %[6]s status --config %[4]s
 
 Edit %[4]s and send SIGHUP to reload; Ctrl-C stops.
-`, TFTPPort, FTPPort, dashed, d.ConfigPath, DemoMAC)
+`, TFTPPort, FTPPort, dashed, d.ConfigPath, DemoMAC, exe)
 }
