@@ -1,11 +1,8 @@
 package tftpd
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"testing"
 
 	"github.com/pin/tftp/v3"
@@ -21,19 +18,7 @@ func BenchmarkTransfer64MiB(b *testing.B) {
 	if err := writeFileErr(p, data); err != nil {
 		b.Fatal(err)
 	}
-	cfg := testConfig(root)
-	s, err := New(cfg, Deps{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := s.Listen(); err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	b.Cleanup(func() { cancel(); <-done })
-	addr := s.Addr().(*net.UDPAddr).String()
+	addr := benchServer(b, testConfig(root))
 	for _, blk := range []int{512, 1468, 8192} {
 		b.Run(fmt.Sprintf("blksize=%d", blk), func(b *testing.B) {
 			c, err := tftp.NewClient(addr)

@@ -360,23 +360,6 @@ func (g *gate) mtu(ifIndex int) int {
 	return ifi.MTU
 }
 
-// maxBlockAny is the largest blksize any request may get (sizes pin/tftp's
-// single-port read buffer).
-func (g *gate) maxBlockAny() int {
-	st := g.s.cur.Load()
-	if st.cfg.MaxBlockSize > 0 {
-		return st.cfg.MaxBlockSize
-	}
-	best := 1468
-	ifs, _ := net.Interfaces()
-	for _, ifi := range ifs {
-		if ifi.Flags&net.FlagUp != 0 {
-			best = max(best, clampBlock(mtuBlock(ifi.MTU, true)))
-		}
-	}
-	return best
-}
-
 // Close closes the socket. It is safe to call more than once.
 func (g *gate) Close() error {
 	var err error

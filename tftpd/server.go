@@ -250,9 +250,8 @@ func (s *Server) Listen() error {
 // get the cap too (pin/tftp's OACK says so). The cap is fixed at Listen.
 // Callers hold s.mu.
 func (s *Server) singlePortBlock() int {
-	blk := s.gate.maxBlockAny()
 	if s.boot.MaxBlockSize > 0 {
-		return blk
+		return s.boot.MaxBlockSize
 	}
 	lan := 1468
 	ifs, _ := net.Interfaces()
@@ -261,7 +260,7 @@ func (s *Server) singlePortBlock() int {
 			lan = max(lan, clampBlock(mtuBlock(ifi.MTU, true)))
 		}
 	}
-	return min(blk, lan)
+	return lan
 }
 
 // prepareUploads creates the upload directory inside the root when missing,

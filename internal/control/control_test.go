@@ -1,8 +1,11 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,6 +50,23 @@ func TestCall(t *testing.T) {
 	}
 	if err := Call(context.Background(), path, "nope", nil); err == nil || !strings.Contains(err.Error(), "unknown command") {
 		t.Fatalf("unknown: %v", err)
+	}
+	// Garbage and an oversized request get "bad request"; the server goes on.
+	for _, junk := range [][]byte{[]byte("{\"cmd\":"), []byte("\x00\xff not json\n"), append([]byte(`{"cmd":"`), bytes.Repeat([]byte("a"), 8192)...)} {
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write(junk)
+		c.(*net.UnixConn).CloseWrite()
+		reply, _ := io.ReadAll(c)
+		c.Close()
+		if !strings.Contains(string(reply), "bad request") {
+			t.Errorf("reply to %.20q: %q, want bad request", junk, reply)
+		}
+	}
+	if err := Call(context.Background(), path, "echo", &out); err != nil {
+		t.Fatalf("echo after junk: %v", err)
 	}
 	cancel()
 	select {
